@@ -1,0 +1,32 @@
+# Two commands for a new user: `make train` and `make test`. On first use they create .venv and install the pinned
+# requirements; they re-install only when a requirements file changed (the stamp is older than it).
+# Users who manage their own environment pass it: `make test PYTHON=/path/to/python` (nothing is installed then).
+
+VENV      ?= .venv
+SEED      ?= 202003
+ARGS      ?=
+PYTEST_ARGS ?=
+
+ifdef PYTHON
+PY    := $(PYTHON)
+DEPS  :=
+else
+PY    := $(VENV)/bin/python
+DEPS  := $(VENV)/.requirements.stamp
+endif
+
+.PHONY: train test clean-venv
+
+$(VENV)/.requirements.stamp: requirements.txt
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+train: $(DEPS)
+	$(PY) train.py --seed $(SEED) $(ARGS)
+
+test: $(DEPS)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,77 @@
+"""Box math, in one place. Every box here is ``(x1, y1, x2, y2)`` (xyxy) in pixels with x1 < x2 and y1 < y2,
+continuous coordinates with no +1 (KITTI's and torchvision's convention), unless a function says otherwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+FORMATS = ("xyxy", "cxcywh", "xywh")
+
+
+def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
+    """Convert ``Tensor[..., 4]`` between "xyxy", "cxcywh" (centre, size) and "xywh" (top-left, size)."""
+    if in_fmt not in FORMATS or out_fmt not in FORMATS:
+        raise ValueError(f"box formats must be among {FORMATS}, got {in_fmt!r} -> {out_fmt!r}")
+    if in_fmt == out_fmt:
+        return boxes.clone()
+    a, b, c, d = boxes.unbind(-1)
+    if in_fmt == "cxcywh":
+        x1, y1, x2, y2 = a - c / 2, b - d / 2, a + c / 2, b + d / 2
+    elif in_fmt == "xywh":
+        x1, y1, x2, y2 = a, b, a + c, b + d
+    else:
+        x1, y1, x2, y2 = a, b, c, d
+    if out_fmt == "xyxy":
+        return torch.stack([x1, y1, x2, y2], -1)
+    if out_fmt == "cxcywh":
+        return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
+    return torch.stack([x1, y1, x2 - x1, y2 - y1], -1)
+
+
+def box_iou_batched(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """IoU within each batch entry: ``Tensor[B, N, 4]``, ``Tensor[B, M, 4]`` xyxy -> ``Tensor[B, N, M]`` in [0, 1].
+
+    Degenerate boxes (zero area, e.g. padding) have IoU 0 with everything.
+    """
+    lt = torch.maximum(boxes1[:, :, None, :2], boxes2[:, None, :, :2])
+    rb = torch.minimum(boxes1[:, :, None, 2:], boxes2[:, None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area1 = (boxes1[..., 2:] - boxes1[..., :2]).clamp(min=0).prod(-1)
+    area2 = (boxes2[..., 2:] - boxes2[..., :2]).clamp(min=0).prod(-1)
+    union = area1[:, :, None] + area2[:, None, :] - inter
+    return inter / union.clamp(min=torch.finfo(inter.dtype).tiny)
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Pairwise IoU: ``Tensor[N, 4]``, ``Tensor[M, 4]`` xyxy -> ``Tensor[N, M]`` in [0, 1]."""
+    return box_iou_batched(boxes1[None], boxes2[None])[0]
+
+
+def wh_iou(wh1: Tensor, wh2: Tensor) -> Tensor:
+    """IoU of boxes that share a corner: ``Tensor[N, 2]``, ``Tensor[M, 2]`` (width, height) -> ``Tensor[N, M]``.
+
+    Used to match box shapes to anchors, where position does not matter.
+    """
+    inter = torch.minimum(wh1[:, None], wh2[None]).prod(-1)
+    return inter / (wh1.prod(-1)[:, None] + wh2.prod(-1)[None] - inter)
+
+
+def np_box_overlap(boxes1: np.ndarray, boxes2: np.ndarray, denominator: str = "union") -> np.ndarray:
+    """Pairwise overlap of ``float64[N, 4]`` and ``float64[M, 4]`` xyxy -> ``float64[N, M]``, as the KITTI devkit
+    computes it (continuous, no +1): intersection over the union, or over the area of ``boxes1`` with
+    ``denominator="first"`` (the devkit's DontCare test, criterion 0).
+    """
+    boxes1 = np.asarray(boxes1, np.float64).reshape(-1, 4)
+    boxes2 = np.asarray(boxes2, np.float64).reshape(-1, 4)
+    iw = np.minimum(boxes1[:, None, 2], boxes2[None, :, 2]) - np.maximum(boxes1[:, None, 0], boxes2[None, :, 0])
+    ih = np.minimum(boxes1[:, None, 3], boxes2[None, :, 3]) - np.maximum(boxes1[:, None, 1], boxes2[None, :, 1])
+    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    if denominator == "first":
+        return inter / area1[:, None]
+    if denominator != "union":
+        raise ValueError(f"denominator must be 'union' or 'first', got {denominator!r}")
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    return inter / (area1[:, None] + area2[None, :] - inter)
