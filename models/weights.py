@@ -1,0 +1,114 @@
+"""Darknet binary ``.weights`` files, read into and written from a Darknet model.
+
+Layout (little-endian): int32 major, minor, revision; ``seen`` (images trained on) as int64 when
+``major * 10 + minor >= 2``, else int32; then float32 values for each [convolutional] layer in cfg order:
+with batch norm ``bn bias (beta), bn weight (gamma), running_mean, running_var, conv weight``, without it
+``conv bias, conv weight``. Nothing else is stored, so the cfg must match the file exactly.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.darknet import Darknet
+from models.layers import ConvBNAct
+
+VERSION = (0, 2, 0)  # what darknet itself writes: int64 `seen`
+_MAX_VERSION_PART = 1000  # darknet treats larger major/minor values as garbage, and so do we
+
+
+@dataclass(frozen=True)
+class WeightsHeader:
+    """The header of a .weights file: darknet's format version and training progress."""
+
+    major: int
+    minor: int
+    revision: int
+    seen: int  # images the network was trained on
+
+
+def _tensors(model: Darknet, cutoff: int | None) -> list[Tensor]:
+    """The tensors stored for layers ``[0, cutoff)`` (all when None), in file order."""
+    if cutoff is not None and not 0 <= cutoff <= len(model.module_list):
+        raise ValueError(f"cutoff must lie in 0..{len(model.module_list)}, got {cutoff}")
+    tensors = []
+    for layer in list(model.module_list)[:cutoff]:
+        if not isinstance(layer, ConvBNAct):
+            continue
+        if hasattr(layer, "bn"):
+            tensors += [layer.bn.bias, layer.bn.weight, layer.bn.running_mean, layer.bn.running_var]
+        else:
+            tensors.append(layer.conv.bias)
+        tensors.append(layer.conv.weight)
+    return tensors
+
+
+def _read_header(data: np.ndarray, path: str) -> tuple[WeightsHeader, int]:
+    """Parse the header at the start of ``data`` (the file's uint8 bytes); returns it and its size in bytes."""
+    if len(data) < 16:
+        raise ValueError(f"{path}: bad header: file has {len(data)} bytes, a darknet header needs at least 16")
+    major, minor, revision = (int(v) for v in data[:12].view("<i4"))
+    if not (0 <= major < _MAX_VERSION_PART and 0 <= minor < _MAX_VERSION_PART and revision >= 0):
+        raise ValueError(f"{path}: bad header: nonsense version {major}.{minor}.{revision} (not a darknet "
+                         ".weights file?)")
+    seen_type = "<i8" if major * 10 + minor >= 2 else "<i4"
+    size = 12 + np.dtype(seen_type).itemsize
+    if len(data) < size:
+        raise ValueError(f"{path}: bad header: version {major}.{minor}.{revision} needs {size} header bytes, "
+                         f"file has {len(data)}")
+    seen = int(data[12:size].view(seen_type)[0])
+    return WeightsHeader(major, minor, revision, seen), size
+
+
+def load_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = None) -> WeightsHeader:
+    """Copy a ``.weights`` file into ``model`` (in place) and return its header.
+
+    Args:
+        cutoff: the file holds only layers ``[0, cutoff)`` (e.g. 75 for darknet53.conv.74); None = all layers.
+    Raises:
+        ValueError: bad header, or a file holding more or fewer floats than the cfg needs (both counts named).
+    """
+    path = str(path)
+    data = np.fromfile(path, dtype=np.uint8)  # writable, so the floats below are used without another copy
+    header, offset = _read_header(data, path)
+    tensors = _tensors(model, cutoff)
+    expected = sum(t.numel() for t in tensors)
+    found, remainder = divmod(len(data) - offset, 4)
+    if found != expected or remainder:
+        raise ValueError(f"{path}: expected {expected:,} float32 values after the {offset}-byte header for "
+                         f"{'all' if cutoff is None else f'the first {cutoff}'} layers, found {found:,}"
+                         f"{f' and {remainder} stray bytes' if remainder else ''}")
+    values = torch.from_numpy(data[offset:].view("<f4").astype(np.float32, copy=False))
+    with torch.no_grad():
+        for tensor, chunk in zip(tensors, values.split([t.numel() for t in tensors])):
+            tensor.copy_(chunk.view_as(tensor))
+    return header
+
+
+def save_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = None, seen: int = 0) -> None:
+    """Write layers ``[0, cutoff)`` of ``model`` (all when None) as a darknet ``.weights`` file, version 0.2.0.
+
+    Written to a temporary file in the same folder, fsynced, then renamed over ``path``, so a crash never leaves a
+    truncated file behind.
+    """
+    path = Path(path)
+    tensors = _tensors(model, cutoff)
+    header = np.array(VERSION, "<i4").tobytes() + np.array([seen], "<i8").tobytes()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header)
+            for tensor in tensors:
+                f.write(tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
