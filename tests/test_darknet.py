@@ -1,10 +1,11 @@
-"""models/darknet.py: cfg parsing, building upstream and repo cfgs, head metadata, and file:line errors."""
+"""models/cfg.py and models/darknet.py: cfg parsing, building upstream and repo cfgs, head metadata, and file:line errors."""
 from pathlib import Path
 
 import pytest
 import torch
 
-from models.darknet import Darknet, parse_cfg
+from models.cfg import parse_cfg
+from models.darknet import Darknet
 from models.layers import ConvBNAct, Route, Shortcut, Upsample
 
 REPO_CFG = Path(__file__).resolve().parents[1] / "cfg"

@@ -55,7 +55,7 @@ def audit_checkpoint(path: str, repeats: int = 2, device: str | None = None) -> 
     from utils.config import from_dict
     from utils.engine import forward_loss
     from utils.session import select_device
-    from utils.trainer import _loader, build_model, dataset_root
+    from utils.trainer import build_model, dataset_root, train_loader
     from utils.distributed import Dist
     ckpt = checkpoint.load(path)
     cfg = from_dict(ckpt["config"])
