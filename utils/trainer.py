@@ -50,8 +50,7 @@ def dataset_root(cfg: TrainConfig) -> Path:
     cache = Path(cfg.synthetic_cache)
     if not cache.is_absolute():
         cache = runs.REPO / cache
-    return ensure_dataset(cache / f"n{cfg.synthetic_num}-s{cfg.synthetic_seed}", cfg.synthetic_num,
-                          cfg.synthetic_seed)
+    return ensure_dataset(cache, cfg.synthetic_num, cfg.synthetic_seed)
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> Darknet:
