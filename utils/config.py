@@ -43,10 +43,10 @@ class TrainConfig:
     flip_p: float = _f(0.5, "horizontal flip probability")
     hsv: tuple = _f((0.0, 0.0, 0.0), "HSV jitter gains h,s,v (0 disables)")
     # optimisation
-    epochs: int = _f(30, "training epochs")
+    epochs: int = _f(40, "training epochs")
     batch_size: int = _f(8, "images per optimizer step per process (before accumulation)")
     accumulate: int = _f(1, "batches accumulated per optimizer step")
-    lr: float = _f(0.001, "peak learning rate (SGD), reached after burn-in")
+    lr: float = _f(0.002, "peak learning rate (SGD), reached after burn-in")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(5e-4, "SGD weight decay on conv weights (not on BN or biases)")
     burn_in: int = _f(100, "optimizer steps of darknet burn-in: lr * (step / burn_in) ** 4")

@@ -18,6 +18,7 @@ from utils.metrics import evaluate_frames
 from utils.nms import postprocess
 
 HEADLINE_CLASSES = ("Car", "Pedestrian", "Cyclist")
+HEADLINE_NAME = "KITTI AP40 Moderate (mean of Car/Pedestrian/Cyclist)"
 
 
 def headline(metrics: dict) -> float:
@@ -64,3 +65,37 @@ def evaluate(model, dataset, cfg, device, dist) -> dict | None:
         return None
     order = range(len(dataset))
     return evaluate_frames([dataset.labels[i] for i in order], [frames[i] for i in order], list(cfg.classes))
+
+
+def load_for_inference(path: str, **overrides):
+    """A checkpoint's model in eval mode and its config (with ``overrides`` applied), in its determinism mode."""
+    import dataclasses
+
+    from utils import checkpoint, seed
+    from utils.config import from_dict, validate
+    from utils.session import select_device
+    from utils.trainer import build_model
+    ckpt = checkpoint.load(path)
+    cfg = validate(dataclasses.replace(from_dict(ckpt["config"]),
+                                       **{k: v for k, v in overrides.items() if v is not None}))
+    seed.configure(cfg.determinism, cfg.seed, cfg.threads, cfg.fill_uninitialized_memory)
+    device = select_device(cfg.device)
+    model = build_model(cfg, device)
+    checkpoint.check_model_state(path, ckpt["model"], model.state_dict())
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), cfg, device
+
+
+@torch.no_grad()
+def detect_image(model, image: np.ndarray, cfg, device) -> FrameLabels:
+    """One RGB frame (H, W, 3) uint8 -> detections in frame pixels, as a result-file frame."""
+    from data.transforms import letterbox
+    size = tuple(cfg.eval_size or cfg.img_size)
+    boxed, lb = letterbox(image, size)
+    x = to_input(torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1)))[None], device, cfg.channels_last)
+    det = postprocess(decode([o.float() for o in model(x)], model.heads), cfg.conf_thres, cfg.iou_thres,
+                      cfg.max_det)[0]
+    boxes = unletterbox_boxes(det.boxes.cpu().numpy().astype(np.float64), lb)
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, lb.orig_w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, lb.orig_h)
+    return detections_frame([cfg.classes[int(c)] for c in det.classes], boxes, det.scores.cpu().numpy())

@@ -51,11 +51,11 @@ def _prepare_run_dir(args, cfg: TrainConfig, switches: dict, device, dist) -> st
 
 
 def _report(summary: dict, run_dir: Path, log) -> None:
-    from utils.evaluate import headline
+    from utils.evaluate import HEADLINE_NAME, headline
     log(f"run directory: {run_dir}")
     final = summary.get("final")
     if final:
-        log(f"final: {headline.__doc__.splitlines()[0]} = {headline(final):.2f}, COCO mAP@0.5 = "
+        log(f"final: {HEADLINE_NAME} = {headline(final):.2f}, COCO mAP@0.5 = "
             f"{final['coco']['mAP50']:.2f}, mAP@[.5:.95] = {final['coco']['mAP']:.2f}")
     log(f"weights_sha256 {summary['weights_sha256']}")
     log(f"losses_sha256  {summary['losses_sha256']}")

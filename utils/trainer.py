@@ -15,11 +15,11 @@ from data.kitti import KittiDataset
 from data.loader import build_train_loader
 from data.transforms import AugmentConfig
 from models.darknet import Darknet
-from utils import checkpoint, runs
+from utils import checkpoint, plots, runs
 from utils.config import TrainConfig, to_dict
 from utils.distributed import Dist
 from utils.engine import NonFiniteLoss, Position, make_optimizer, train_one_epoch, unwrap
-from utils.evaluate import evaluate, headline
+from utils.evaluate import HEADLINE_NAME, evaluate, headline
 from utils.progress import Progress
 from utils.seed import augmentation_rng, upsample_kind
 
@@ -63,6 +63,8 @@ def build_model(cfg: TrainConfig, device: torch.device) -> Darknet:
 def train(run: Run, resume: str | None = None, log=print) -> dict:
     """Train to the end (or to --stop-after) and return the summary written to summary.json."""
     cfg, dist = run.cfg, run.dist
+    if not dist.is_main:
+        log = _silent
     root = dataset_root(cfg)
     train_set = KittiDataset(root, cfg.train_split, classes=cfg.classes, bad_labels=cfg.bad_labels, cache=cfg.cache)
     val_set = KittiDataset(root, cfg.val_split, classes=cfg.classes, bad_labels=cfg.bad_labels, cache=cfg.cache)
@@ -71,7 +73,7 @@ def train(run: Run, resume: str | None = None, log=print) -> dict:
     optimizer = make_optimizer(model, cfg)
     pos, best = Position(), None
     if resume:
-        pos, best = _restore(resume, cfg, model, optimizer)
+        pos, best = _restore(resume, cfg, model, optimizer, dist)
         if dist.is_main:
             runs.truncate_metrics(run.run_dir / "metrics.jsonl", pos.step)
     ddp_model = dist.wrap(model)
@@ -136,15 +138,17 @@ def _evaluate(run: Run, model, val_set, pos, metrics, state, optimizer, log) -> 
         return
     score = headline(result)
     metrics.write({"type": "eval", "step": pos.step, "epoch": pos.epoch, "headline": score, **result})
-    log(f"epoch {pos.epoch}: {headline.__doc__.splitlines()[0]} = {score:.2f}, COCO mAP@0.5 = "
+    log(f"epoch {pos.epoch}: {HEADLINE_NAME} = {score:.2f}, COCO mAP@0.5 = "
         f"{result['coco']['mAP50']:.2f}")
     state["final"] = result
     if state["best"] is None or score > state["best"]["headline"]:
         state["best"] = {"headline": score, "step": pos.step, "epoch": pos.epoch}
-        _save(run, "best.pt", model, optimizer, pos, metrics, state)
+        _save(run, "best.pt", model, optimizer, pos, metrics, state, all_ranks=False)
 
 
-def _save(run: Run, name: str, model, optimizer, pos: Position, metrics, state) -> None:
+def _save(run: Run, name: str, model, optimizer, pos: Position, metrics, state, all_ranks: bool = True) -> None:
+    """Write a checkpoint from rank 0. With ``all_ranks`` (every rank calls it) it holds each rank's RNG state."""
+    rngs = run.dist.gather(checkpoint.capture_rng()) if all_ranks else [checkpoint.capture_rng()]
     if not run.dist.is_main:
         return
     if metrics:
@@ -154,16 +158,23 @@ def _save(run: Run, name: str, model, optimizer, pos: Position, metrics, state) 
         "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": {"kind": run.cfg.schedule, "step": pos.step},
         "epoch": pos.epoch, "step": pos.step, "batch": pos.batch,
-        "config": to_dict(run.cfg), "rng": checkpoint.capture_rng(), "world_size": run.dist.world_size,
+        "config": to_dict(run.cfg), "rng": rngs, "world_size": run.dist.world_size,
         "best": state["best"],
     })
     if name == "last.pt":
         state["last_ckpt"] = str(path)
 
 
-def _restore(path, cfg: TrainConfig, model, optimizer) -> tuple[Position, dict | None]:
-    """Load a checkpoint into model and optimizer; refuse one from another config or model."""
+def _silent(*_args) -> None:
+    """The log of ranks other than 0."""
+
+
+def _restore(path, cfg: TrainConfig, model, optimizer, dist: Dist) -> tuple[Position, dict | None]:
+    """Load a checkpoint into model and optimizer; refuse one from another config, model or world size."""
     ckpt = checkpoint.load(path)
+    if ckpt["world_size"] != dist.world_size:
+        raise ValueError(f"{path}: written by {ckpt['world_size']} process(es), resumed with {dist.world_size}: "
+                         "the world size is part of the reproducibility key")
     differing = checkpoint.config_differences(ckpt["config"], to_dict(cfg), ignore=RESUME_FREE_KEYS)
     if differing:
         raise ValueError(f"{path}: checkpoint was written with another config; differing keys:\n  "
@@ -171,7 +182,7 @@ def _restore(path, cfg: TrainConfig, model, optimizer) -> tuple[Position, dict |
     checkpoint.check_model_state(path, ckpt["model"], model.state_dict())
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
-    checkpoint.restore_rng(ckpt["rng"])
+    checkpoint.restore_rng(ckpt["rng"][min(dist.rank, len(ckpt["rng"]) - 1)])
     return Position(epoch=ckpt["epoch"], step=ckpt["step"], batch=ckpt["batch"]), ckpt["best"]
 
 
@@ -181,6 +192,7 @@ def _finish(run: Run, model, state, seconds: float) -> dict:
     if run.dist.is_main:
         records = runs.read_metrics(run.run_dir / "metrics.jsonl")
         losses = runs.step_losses(records)
+        plots.plot_training_loss([r for r in records if r.get("type") == "train"], run.run_dir / "loss.png")
         summary.update({
             "losses_sha256": runs.losses_sha256(losses), "steps": len(losses), "train_seconds": round(seconds, 1),
             "final": state.get("final"), "best": state["best"], "run_dir": str(run.run_dir),

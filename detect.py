@@ -1,0 +1,67 @@
+"""Draw a checkpoint's detections on images and write KITTI result files beside them.
+
+    python detect.py --weights runs/exp/best.pt --source path/to/image_2 --out runs/exp/detect
+    python detect.py --weights runs/exp/best.pt --source frame.png --out out/ --conf-thres 0.3
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help)
+    parser.add_argument("--weights", required=True, help="checkpoint (runs/NAME/best.pt)")
+    parser.add_argument("--source", required=True, type=Path, help="a PNG/JPEG image or a directory of them")
+    parser.add_argument("--out", required=True, type=Path, help="output directory: drawn images + <id>.txt")
+    parser.add_argument("--conf-thres", type=float, default=0.25, help="minimum score drawn and written")
+    parser.add_argument("--iou-thres", type=float, default=None, help="NMS IoU threshold (default: the run's)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the run's)")
+    return parser
+
+
+def images_of(source: Path) -> list[Path]:
+    if source.is_dir():
+        found = sorted(p for p in source.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        if not found:
+            raise ValueError(f"{source}: no .png/.jpg images")
+        return found
+    if not source.is_file():
+        raise ValueError(f"{source}: no such image or directory")
+    return [source]
+
+
+def draw(image_bgr, frame) -> None:
+    """Boxes with class name and score, in place."""
+    for name, (x1, y1, x2, y2), score in zip(frame.names, frame.boxes, frame.scores):
+        p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
+        cv2.rectangle(image_bgr, p1, p2, (0, 255, 0), 2)
+        cv2.putText(image_bgr, f"{name} {score:.2f}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 255, 0), 1, cv2.LINE_AA)
+
+
+def main(args) -> None:
+    from data.kitti import decode_image, write_result_file
+    from utils.evaluate import detect_image, load_for_inference
+    model, cfg, device = load_for_inference(args.weights, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
+                                            device=args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in images_of(args.source):
+        image = decode_image(path)
+        frame = detect_image(model, image, cfg, device)
+        write_result_file(args.out / f"{path.stem}.txt", frame.names, frame.boxes, frame.scores,
+                          image_size=(image.shape[1], image.shape[0]))
+        drawn = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        draw(drawn, frame)
+        cv2.imwrite(str(args.out / f"{path.stem}.png"), drawn)
+        print(f"{path.name}: {len(frame)} detections")
+
+
+if __name__ == "__main__":
+    try:
+        main(get_args_parser().parse_args())
+    except ValueError as exc:
+        sys.exit(f"detect.py: error: {exc}")

@@ -1,0 +1,102 @@
+"""Score KITTI detections: KITTI 2D AP (R40 and R11, Easy/Moderate/Hard) and COCO mAP, as a table and a JSON file.
+
+Model-free mode, existing result files (16 fields a line, one file per frame) against label files:
+
+    python eval.py --results runs/exp/results --labels ../shared/kitti_sample/training/label_2 --json out/metrics.json
+    python eval.py --results DIR --labels KITTI/training/label_2 --split KITTI/ImageSets/val.txt --json m.json \
+        --classes Car Pedestrian Cyclist
+
+Model mode, a checkpoint on a KITTI split (default: the checkpoint's own data and val split):
+
+    python eval.py --weights runs/exp/best.pt [--data ROOT] [--split val] [--out runs/exp/eval]
+
+Frame ids come from --split, else from every label file in --labels (sorted). A frame without a result file counts
+as one without detections (one warning gives their number). Writes OUT.json in the shape of utils/metrics.py and
+the PR curves beside it as OUT_pr.png.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from data.kitti import KITTI_CLASSES, KittiFormatError, read_split
+from utils.metrics import evaluate_frames, format_metrics
+from utils.plots import plot_pr_curves
+from utils.results import label_ids, read_labels, read_results
+from utils.runs import write_json
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help)
+    source = parser.add_mutually_exclusive_group(required=True)  # where detections come from: one mode per flag
+    source.add_argument("--results", type=Path, help="directory of KITTI result files <id>.txt (model-free mode)")
+    source.add_argument("--weights", help="checkpoint (runs/NAME/best.pt) to run on --data/--split (model mode)")
+    parser.add_argument("--labels", type=Path, help="directory of KITTI label files <id>.txt (model-free mode)")
+    parser.add_argument("--split", help="list file of frame ids (model-free mode; default: every label file) or "
+                                        "split name/list (model mode; default: the checkpoint's val split)")
+    parser.add_argument("--json", type=Path, help="metrics output; PR curves go to <stem>_pr.png "
+                                                  "(model mode default: OUT/metrics.json)")
+    parser.add_argument("--data", help="model mode: KITTI root (default: the checkpoint's data)")
+    parser.add_argument("--out", type=Path, help="model mode: output directory (default: beside the checkpoint)")
+    parser.add_argument("--conf-thres", type=float, help="model mode: minimum score before NMS")
+    parser.add_argument("--iou-thres", type=float, help="model mode: NMS IoU threshold")
+    parser.add_argument("--max-det", type=int, help="model mode: detections kept per frame")
+    parser.add_argument("--device", help="model mode: cpu or cuda (default: the checkpoint's)")
+    parser.add_argument("--classes", nargs="+", default=list(KITTI_CLASSES),
+                        help="COCO categories (the model's class list); KITTI AP for Car/Pedestrian/Cyclist among "
+                             "them (default: the 8 KITTI classes)")
+    return parser
+
+
+def main(args) -> dict:
+    """Score ``args.results`` against ``args.labels``; prints the table, writes the JSON and PNG, returns metrics."""
+    if args.weights:
+        return main_weights(args)
+    if args.labels is None or args.json is None:
+        raise KittiFormatError("--results needs --labels and --json")
+    ids = read_split(".", args.split) if args.split else label_ids(args.labels)
+    gt = read_labels(args.labels, ids)
+    dt = read_results(args.results, ids)
+    metrics, curves = evaluate_frames(gt, dt, args.classes, return_curves=True)
+    write_report(metrics, curves, args.json)
+    print(format_metrics(metrics))
+    return metrics
+
+
+def main_weights(args) -> dict:
+    """Run a checkpoint on a split: metrics table, JSON, PR curves and the KITTI result files."""
+    from data.kitti import KittiDataset
+    from utils.evaluate import load_for_inference, predict
+    from utils.results import write_results
+    model, cfg, device = load_for_inference(args.weights, data=args.data, conf_thres=args.conf_thres,
+                                            iou_thres=args.iou_thres, max_det=args.max_det, device=args.device)
+    from utils.trainer import dataset_root
+    dataset = KittiDataset(dataset_root(cfg), args.split or cfg.val_split, classes=cfg.classes)
+    frames = predict(model, dataset, cfg, device)
+    dt = [frames[i] for i in range(len(dataset))]
+    out = args.out or Path(args.weights).parent / "eval"
+    write_results(out / "results", dataset.ids, [(d.names, d.boxes, d.scores) for d in dt])
+    metrics, curves = evaluate_frames([dataset.labels[i] for i in range(len(dataset))], dt, list(cfg.classes),
+                                      return_curves=True)
+    write_report(metrics, curves, args.json or out / "metrics.json")
+    print(format_metrics(metrics))
+    print(f"results: {out / 'results'}, metrics: {args.json or out / 'metrics.json'}")
+    return metrics
+
+
+def write_report(metrics: dict, curves: dict, json_path: Path) -> None:
+    """OUT.json (atomic) and OUT_pr.png beside it."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(json_path, metrics)
+    if curves:
+        plot_pr_curves(curves, json_path.with_name(json_path.stem + "_pr.png"))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main(get_args_parser().parse_args())
+    except (KittiFormatError, FileNotFoundError) as exc:  # bad input: the message names the file (and line)
+        sys.exit(f"eval.py: error: {exc}")
