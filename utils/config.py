@@ -35,7 +35,8 @@ class TrainConfig:
     classes: tuple = _f(KITTI_CLASSES, "trained classes, comma-separated; other KITTI classes are ignore regions")
     bad_labels: str = _f("error", "bad label lines: 'error' stops with file:line, 'skip' logs and counts them",
                          choices=("error", "skip"))
-    cache: str = _f("none", "'ram' keeps decoded frames in memory", choices=("none", "ram"))
+    cache: str = _f("ram", "'ram' keeps decoded frames in memory (PNG decoding dominates a CPU step)",
+                    choices=("none", "ram"))
     # input and augmentation
     img_size: tuple = _f((416, 128), "network input W,H in pixels, multiples of 32 (KITTI is ~3.3:1)")
     multiscale: bool = _f(True, "draw the input size per block of batches from 0.75x-1.25x of --img-size")
@@ -43,7 +44,7 @@ class TrainConfig:
     flip_p: float = _f(0.5, "horizontal flip probability")
     hsv: tuple = _f((0.0, 0.0, 0.0), "HSV jitter gains h,s,v (0 disables)")
     # optimisation
-    epochs: int = _f(40, "training epochs")
+    epochs: int = _f(60, "training epochs")
     batch_size: int = _f(8, "images per optimizer step per process (before accumulation)")
     accumulate: int = _f(1, "batches accumulated per optimizer step")
     lr: float = _f(0.002, "peak learning rate (SGD), reached after burn-in")
@@ -63,9 +64,9 @@ class TrainConfig:
     device: str = _f("auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
     amp: bool = _f(False, "bf16 autocast on CUDA")
     channels_last: bool = _f(False, "channels_last memory format")
-    workers: int = _f(2, "DataLoader worker processes (results do not depend on it)")
+    workers: int = _f(0, "DataLoader worker processes (results do not depend on it); 0 suits the RAM cache on 2 cores")
     # evaluation
-    eval_every: int = _f(5, "evaluate on --val-split every E epochs and at the end (0: only at the end)")
+    eval_every: int = _f(20, "evaluate on --val-split every E epochs and at the end (0: only at the end)")
     eval_size: tuple = _f((), "evaluation input W,H (empty: --img-size)")
     conf_thres: float = _f(0.005, "evaluation: minimum score kept before NMS")
     iou_thres: float = _f(0.45, "evaluation: NMS IoU threshold")
