@@ -13,6 +13,7 @@ Every config key is a flag (see --help); --config loads a YAML preset of keys th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from utils import config as config_lib
@@ -39,7 +40,8 @@ def resolve_config(args: argparse.Namespace) -> config_lib.TrainConfig:
             raise ValueError("--resume takes the config from the checkpoint; do not pass --config")
         from utils import checkpoint
         saved = config_lib.from_dict(checkpoint.load(args.resume)["config"])
-        return config_lib.resolve(args, base=saved)
+        # --stop-after describes the interrupted invocation, not the run: a resumed run goes on unless told again.
+        return config_lib.resolve(args, base=dataclasses.replace(saved, stop_after=0))
     return config_lib.resolve(args, preset=args.config)
 
 

@@ -14,8 +14,9 @@ DDP = ["--config", str(REPO / "cfg" / "ci-tiny.yaml"), "--batch-size", "2"]
 
 
 def torchrun(tmp: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
+    preset = DDP[2:] if "--resume" in extra else DDP  # a resumed run takes its config from the checkpoint
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "train.py"), *DDP, "--project", str(tmp), "--name", name, *extra]
+           str(REPO / "train.py"), *preset, "--project", str(tmp), "--name", name, *extra]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     if done.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

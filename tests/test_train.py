@@ -16,7 +16,8 @@ TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
 
 
 def train(tmp: Path, name: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO / "train.py"), *TINY, "--project", str(tmp), "--name", name, *extra]
+    preset = [] if "--resume" in extra else TINY  # a resumed run takes its config from the checkpoint
+    cmd = [sys.executable, str(REPO / "train.py"), *preset, "--project", str(tmp), "--name", name, *extra]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     if check and done.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
