@@ -1,5 +1,6 @@
 """The experiment: --repeat in fresh processes, the comparison report, refusal of incompatible runs, the audit."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,14 @@ def test_audit_strict_cpu_all_identical(grid):
     done = run("compare.py", "--audit", str(grid / "s202003-r1" / "last.pt"))
     first = done.stdout.splitlines()[0].split()
     assert first[0] == first[2] and "DIFFERS" not in done.stdout
+
+
+def test_gpu_experiment_smoke_path_runs_on_cpu(tmp_path):
+    """benchmarks/gpu_experiment.sh --smoke: the GPU experiment's path (3 modes x 2 runs + table) on the CPU."""
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_experiment.sh"), "--smoke"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env={**os.environ,
+                                                                             "EXPERIMENT_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = done.stdout[done.stdout.index("| mode |"):]
+    for mode in ("strict", "off", "reference"):
+        assert f"| {mode} | yes | none |" in table
