@@ -46,12 +46,16 @@ def predict(model, dataset, cfg, device, indices=None) -> dict[int, FrameLabels]
         dets = postprocess(decode([o.float() for o in outputs], model.heads), cfg.conf_thres, cfg.iou_thres,
                            cfg.max_det)
         for frame_id, lb, det in zip(batch.ids, batch.letterbox, dets):
-            boxes = unletterbox_boxes(det.boxes.cpu().numpy().astype(np.float64), lb)
-            boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, lb.orig_w)
-            boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, lb.orig_h)
-            names = [dataset.classes[int(c)] for c in det.classes]
-            out[position[frame_id]] = detections_frame(names, boxes, det.scores.cpu().numpy())
+            out[position[frame_id]] = to_frame(det, lb, dataset.classes)
     return out
+
+
+def to_frame(det, lb, classes) -> FrameLabels:
+    """Detections in input pixels -> a result-file frame in frame pixels (letterbox undone, clipped to the frame)."""
+    boxes = unletterbox_boxes(det.boxes.cpu().numpy().astype(np.float64), lb)
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, lb.orig_w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, lb.orig_h)
+    return detections_frame([classes[int(c)] for c in det.classes], boxes, det.scores.cpu().numpy())
 
 
 def evaluate(model, dataset, cfg, device, dist) -> dict | None:
@@ -95,7 +99,4 @@ def detect_image(model, image: np.ndarray, cfg, device) -> FrameLabels:
     x = to_input(torch.from_numpy(np.ascontiguousarray(boxed.transpose(2, 0, 1)))[None], device, cfg.channels_last)
     det = postprocess(decode([o.float() for o in model(x)], model.heads), cfg.conf_thres, cfg.iou_thres,
                       cfg.max_det)[0]
-    boxes = unletterbox_boxes(det.boxes.cpu().numpy().astype(np.float64), lb)
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, lb.orig_w)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, lb.orig_h)
-    return detections_frame([cfg.classes[int(c)] for c in det.classes], boxes, det.scores.cpu().numpy())
+    return to_frame(det, lb, cfg.classes)
