@@ -1,4 +1,5 @@
 """Shared fixtures: the read-only ../shared folder (absent in a user's clone) and small helpers."""
+import json
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,14 @@ def darknet_cfg_dir() -> Path:
 @pytest.fixture
 def kitti_sample() -> Path:
     return shared_path("kitti_sample")
+
+
+def run_summary(run_dir: Path) -> dict:
+    """A finished run's summary.json."""
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def fingerprints(run_dir: Path) -> tuple[str, str]:
+    """(weights_sha256, losses_sha256) of a finished run."""
+    s = run_summary(run_dir)
+    return s["weights_sha256"], s["losses_sha256"]

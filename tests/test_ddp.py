@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, fingerprints
 from utils import checkpoint
 
 # 8 training frames, 2 ranks x 2 images: 2 optimizer steps per epoch, 2 epochs.
@@ -21,11 +21,6 @@ def torchrun(tmp: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
     if done.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
-
-
-def fingerprints(run_dir: Path) -> tuple[str, str]:
-    s = json.loads((run_dir / "summary.json").read_text())
-    return s["weights_sha256"], s["losses_sha256"]
 
 
 @pytest.fixture(scope="module")

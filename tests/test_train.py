@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, fingerprints, run_summary as summary
 from utils import checkpoint
 
 TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
@@ -22,15 +22,6 @@ def train(tmp: Path, name: str, *extra: str, check: bool = True) -> subprocess.C
     if check and done.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
-
-
-def summary(run_dir: Path) -> dict:
-    return json.loads((run_dir / "summary.json").read_text())
-
-
-def fingerprints(run_dir: Path) -> tuple[str, str]:
-    s = summary(run_dir)
-    return s["weights_sha256"], s["losses_sha256"]
 
 
 @pytest.fixture(scope="module")
