@@ -30,8 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.synthetic_scene import (CAM_HEIGHT, FOCAL, SIDEWALK, Painter, Street, add_noise, draw_background,
-                                  draw_shadow, draw_sprite, sample_street)
+from data.synthetic_scene import (CAM_HEIGHT, FOCAL, SIDEWALK, Street, add_noise, draw_background, draw_shadow,
+                                  sample_street)
+from data.synthetic_sprites import Painter, draw_sprite
 
 LOG = logging.getLogger(__name__)
 
