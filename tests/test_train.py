@@ -97,3 +97,15 @@ def test_bad_flag_value_fails_clearly():
     done = subprocess.run([sys.executable, str(REPO / "train.py"), "--epochs", "two"], cwd=REPO,
                           capture_output=True, text=True)
     assert done.returncode != 0 and "--epochs: epochs expects int, got 'two'" in done.stderr
+
+
+def test_tensorboard_events_mirror_metrics(runs_dir):
+    pytest.importorskip("tensorboard", reason="tensorboard is optional; requirements.txt installs it")
+    from tests.test_board import read_scalars
+    run = runs_dir / "a"
+    assert list(run.glob("events.out.tfevents.*")), "no TensorBoard event file in the run directory"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [(r["step"], pytest.approx(r["total"], rel=1e-6)) for r in lines if r["type"] == "train"]
+    scalars = read_scalars(run)
+    assert scalars["train/total"] == steps
+    assert [s for s, _ in scalars["eval/coco/mAP50"]] == [r["step"] for r in lines if r["type"] == "eval"]

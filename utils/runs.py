@@ -83,22 +83,32 @@ def write_config(run_dir: Path, config: dict) -> None:
 
 
 class MetricsLog:
-    """Append-only metrics.jsonl: one line per optimizer step and one per evaluation, flushed per line."""
+    """Append-only metrics.jsonl: one line per optimizer step and one per evaluation, flushed per line.
 
-    def __init__(self, path: str | Path):
+    ``mirror``: another sink with the same methods (utils.board.Board: TensorBoard events) fed every record.
+    """
+
+    def __init__(self, path: str | Path, mirror=None):
         self.path = Path(path)
         self._file = open(self.path, "a")
+        self.mirror = mirror
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        if self.mirror:
+            self.mirror.write(record)
 
     def sync(self) -> None:
         """fsync, called with each checkpoint so metrics never lag the checkpoint they describe."""
         os.fsync(self._file.fileno())
+        if self.mirror:
+            self.mirror.sync()
 
     def close(self) -> None:
         self._file.close()
+        if self.mirror:
+            self.mirror.close()
 
 
 def read_metrics(path: str | Path) -> list[dict]:

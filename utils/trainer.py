@@ -16,6 +16,7 @@ from data.loader import build_train_loader
 from data.transforms import AugmentConfig
 from models.darknet import Darknet
 from utils import checkpoint, plots, runs
+from utils.board import open_board
 from utils.config import TrainConfig, to_dict
 from utils.distributed import Dist
 from utils.engine import NonFiniteLoss, Position, make_optimizer, train_one_epoch, unwrap
@@ -81,7 +82,7 @@ def train(run: Run, resume: str | None = None, log=print) -> dict:
                                                f"batch {pos.batch})")
     batches = len(train_loader(cfg, train_set, 0, 0, dist))
     total_steps = cfg.epochs * (batches // cfg.accumulate)
-    metrics = runs.MetricsLog(run.run_dir / "metrics.jsonl") if dist.is_main else None
+    metrics = runs.MetricsLog(run.run_dir / "metrics.jsonl", mirror=open_board(run.run_dir)) if dist.is_main else None
     state = {"best": best, "last_ckpt": str(resume) if resume else None}
     progress = Progress(dist.is_main, log)
     tic = time.perf_counter()
