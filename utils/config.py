@@ -27,7 +27,7 @@ class TrainConfig:
     # data
     data: str = _f("", "KITTI root (training/image_2, training/label_2, ImageSets); empty: the embedded "
                        "synthetic KITTI-format set, generated once into --synthetic-cache")
-    synthetic_num: int = _f(320, "frames in the embedded synthetic set (half train, half val)")
+    synthetic_num: int = _f(640, "frames in the embedded synthetic set (half train, half val)")
     synthetic_seed: int = _f(0, "seed of the embedded synthetic set (fixed, independent of --seed)")
     synthetic_cache: str = _f(".cache/synthetic", "where the embedded synthetic set is generated")
     train_split: str = _f("train", "split name (ImageSets/NAME.txt) or path to an id list")
@@ -44,7 +44,7 @@ class TrainConfig:
     flip_p: float = _f(0.5, "horizontal flip probability")
     hsv: tuple = _f((0.0, 0.0, 0.0), "HSV jitter gains h,s,v (0 disables)")
     # optimisation
-    epochs: int = _f(120, "training epochs")
+    epochs: int = _f(60, "training epochs")
     batch_size: int = _f(8, "images per optimizer step per process (before accumulation)")
     accumulate: int = _f(1, "batches accumulated per optimizer step")
     lr: float = _f(0.002, "peak learning rate (SGD), reached after burn-in")
@@ -66,7 +66,7 @@ class TrainConfig:
     channels_last: bool = _f(False, "channels_last memory format")
     workers: int = _f(0, "DataLoader worker processes (results do not depend on it); 0 suits the RAM cache on 2 cores")
     # evaluation
-    eval_every: int = _f(40, "evaluate on --val-split every E epochs and at the end (0: only at the end)")
+    eval_every: int = _f(20, "evaluate on --val-split every E epochs and at the end (0: only at the end)")
     eval_size: tuple = _f((), "evaluation input W,H (empty: --img-size)")
     conf_thres: float = _f(0.005, "evaluation: minimum score kept before NMS")
     iou_thres: float = _f(0.45, "evaluation: NMS IoU threshold")
