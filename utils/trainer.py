@@ -67,19 +67,13 @@ def train(run: Run, resume: str | None = None, log=print) -> dict:
     if not dist.is_main:
         log = _silent
     root = dataset_root(cfg)
-    train_set = KittiDataset(root, cfg.train_split, classes=cfg.classes, bad_labels=cfg.bad_labels, cache=cfg.cache)
-    val_set = KittiDataset(root, cfg.val_split, classes=cfg.classes, bad_labels=cfg.bad_labels, cache=cfg.cache)
+    train_set, val_set = (KittiDataset(root, split, classes=cfg.classes, bad_labels=cfg.bad_labels, cache=cfg.cache)
+                          for split in (cfg.train_split, cfg.val_split))
     model = build_model(cfg, run.device)
     heads = model.heads
     optimizer = make_optimizer(model, cfg)
-    pos, best = Position(), None
-    if resume:
-        pos, best = _restore(resume, cfg, model, optimizer, dist)
-        if dist.is_main:
-            runs.truncate_metrics(run.run_dir / "metrics.jsonl", pos.step)
+    pos, best = _begin(run, resume, model, optimizer, log)
     ddp_model = dist.wrap(model)
-    log(model.summary() if not resume else f"resuming {resume} at step {pos.step} (epoch {pos.epoch}, "
-                                               f"batch {pos.batch})")
     batches = len(train_loader(cfg, train_set, 0, 0, dist))
     total_steps = cfg.epochs * (batches // cfg.accumulate)
     metrics = runs.MetricsLog(run.run_dir / "metrics.jsonl", mirror=open_board(run.run_dir)) if dist.is_main else None
@@ -168,6 +162,18 @@ def _save(run: Run, name: str, model, optimizer, pos: Position, metrics, state, 
 
 def _silent(*_args) -> None:
     """The log of ranks other than 0."""
+
+
+def _begin(run: Run, resume: str | None, model, optimizer, log) -> tuple[Position, dict | None]:
+    """Where training starts: step 0, or the checkpoint's position with metrics.jsonl cut back to it."""
+    if not resume:
+        log(model.summary())
+        return Position(), None
+    pos, best = _restore(resume, run.cfg, model, optimizer, run.dist)
+    if run.dist.is_main:
+        runs.truncate_metrics(run.run_dir / "metrics.jsonl", pos.step)
+    log(f"resuming {resume} at step {pos.step} (epoch {pos.epoch}, batch {pos.batch})")
+    return pos, best
 
 
 def _restore(path, cfg: TrainConfig, model, optimizer, dist: Dist) -> tuple[Position, dict | None]:
