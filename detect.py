@@ -44,7 +44,8 @@ def draw(image_bgr, frame) -> None:
 
 
 def main(args) -> None:
-    from data.kitti import decode_image, write_result_file
+    from data.kitti import decode_image
+    from data.kitti_labels import write_result_file
     from utils.evaluate import detect_image, load_for_inference
     model, cfg, device = load_for_inference(args.weights, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
                                             device=args.device)

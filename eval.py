@@ -21,7 +21,8 @@ import logging
 import sys
 from pathlib import Path
 
-from data.kitti import KITTI_CLASSES, KittiFormatError, read_split
+from data.kitti import read_split
+from data.kitti_labels import KITTI_CLASSES, KittiFormatError
 from utils.metrics import evaluate_frames, format_metrics
 from utils.plots import plot_pr_curves
 from utils.results import label_ids, read_labels, read_results

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.kitti import FrameLabels, detections_frame  # noqa: E402
+from data.kitti_labels import FrameLabels, detections_frame  # noqa: E402
 from utils.kitti_eval import kitti_ap  # noqa: E402
 
 # Rough KITTI training-set class frequencies (kitti.md section 2) and a detector's output class mix.

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from data.kitti import detections_frame
+from data.kitti_labels import detections_frame
 from tests.test_kitti_eval import gt_frame
 from utils.coco_eval import coco_map
 

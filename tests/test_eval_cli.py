@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from data.kitti import KittiFormatError, detections_frame
+from data.kitti_labels import KittiFormatError, detections_frame
 from eval import get_args_parser, main
 from tests.conftest import REPO
 from tests.test_kitti_eval import gt_frame

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from data.kitti import DONTCARE, KittiDataset, KittiFormatError, read_label_file, read_split
+from data.kitti import KittiDataset, read_split
+from data.kitti_labels import DONTCARE, KittiFormatError, read_label_file
 
 SAMPLE_IDS = [f"{i:06d}" for i in range(6)]
 GOOD = "Car 0.00 0 -1.57 10.00 20.00 50.50 60.25 1.5 1.6 3.9 1.0 1.5 20.0 -1.5"

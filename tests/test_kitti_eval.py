@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from data.kitti import FrameLabels, detections_frame, read_label_file
+from data.kitti_labels import FrameLabels, detections_frame, read_label_file
 from utils.boxes import np_box_overlap
 from utils.kitti_eval import DIFFICULTIES, evaluate_class, get_thresholds, kitti_ap, precision_envelope
 

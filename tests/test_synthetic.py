@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from data import synthetic
-from data.kitti import read_label_file, read_split
+from data.kitti import read_split
+from data.kitti_labels import read_label_file
 from data.synthetic_scene import CAM_HEIGHT, FOCAL, SIZES
 
 REPO = Path(__file__).resolve().parents[1]

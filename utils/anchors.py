@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.kitti import KITTI_CLASSES, read_label_file
+from data.kitti_labels import KITTI_CLASSES, read_label_file
 
 
 def iou_wh(wh1: np.ndarray, wh2: np.ndarray) -> np.ndarray:

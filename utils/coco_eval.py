@@ -21,7 +21,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from data.kitti import KITTI_CLASSES, FrameLabels
+from data.kitti_labels import KITTI_CLASSES, FrameLabels
 
 
 def coco_map(gt: list[FrameLabels], dt: list[FrameLabels], classes=KITTI_CLASSES) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from data.kitti import KITTI_CLASSES
+from data.kitti_labels import KITTI_CLASSES
 
 
 def _f(default, help: str, **kw):

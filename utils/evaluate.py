@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from data.kitti import FrameLabels, detections_frame
+from data.kitti_labels import FrameLabels, detections_frame
 from data.loader import build_eval_loader
 from data.transforms import unletterbox_boxes
 from models.head import decode

@@ -14,7 +14,7 @@ step k handles the k-th GT (that has candidates) of every frame.
 Choices and differences (the devkit and the Python ports of kitti.md section 6 differ among themselves):
 - Class names match case-insensitively, as ``strcasecmp`` in the C++; a GT object named "dontcare" in any case is a
   DontCare region (the ports match only "DontCare"). DontCare lines of a *result* file are dropped by
-  ``data.kitti.read_label_file``; the C++ would keep them as detections of a class "DontCare".
+  ``data.kitti_labels.read_label_file``; the C++ would keep them as detections of a class "DontCare".
 - Every requested class is evaluated, with or without detections (as the ports; the C++ skips undetected classes).
 - A difficulty with no counted GT (n_gt = 0) is not evaluable: its AP is ``None`` (JSON null); the C++ and the ports
   report 0. When every detection above a threshold is absorbed (tp + fp = 0) the precision is 0/0 = NaN, as in the
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.kitti import FrameLabels
+from data.kitti_labels import FrameLabels
 from utils.boxes import np_box_overlap_paired
 
 DIFFICULTIES = ("easy", "moderate", "hard")

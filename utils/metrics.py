@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from data.kitti import FrameLabels
+from data.kitti_labels import FrameLabels
 from utils.coco_eval import coco_map
 from utils.kitti_eval import DIFFICULTIES, OFFICIAL_CLASSES, kitti_ap
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.kitti import KITTI_CLASSES, FrameLabels, detections_frame, read_label_file, write_result_file
+from data.kitti_labels import KITTI_CLASSES, FrameLabels, detections_frame, read_label_file, write_result_file
 
 LOG = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def write_results(out_dir: str | Path, ids: list[str], detections_per_frame: lis
         detections_per_frame: N tuples ``(names (K,), boxes (K, 4) xyxy frame pixels, scores (K,))``.
         image_sizes: N (width, height) to clip boxes to, or None. A box with no area left after clipping and
             rounding to the file's 2 decimals covers no pixel and would not read back
-            (``data.kitti.read_label_file`` rejects it); it is dropped.
+            (``data.kitti_labels.read_label_file`` rejects it); it is dropped.
     """
     if len(ids) != len(detections_per_frame) or (image_sizes is not None and len(image_sizes) != len(ids)):
         raise ValueError(f"{len(ids)} ids, {len(detections_per_frame)} detection frames and "
