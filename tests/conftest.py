@@ -1,5 +1,7 @@
 """Shared fixtures: the read-only ../shared folder (absent in a user's clone) and small helpers."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,17 @@ def darknet_cfg_dir() -> Path:
 @pytest.fixture
 def kitti_sample() -> Path:
     return shared_path("kitti_sample")
+
+
+def run_python(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``python ARGS`` in the repository root, each call a separate process; with ``check``, a non-zero exit fails
+    the test with the command and the tail of its output."""
+    cmd = [sys.executable, *args]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    if check and done.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
 
 
 def run_summary(run_dir: Path) -> dict:

@@ -1,12 +1,11 @@
 """DDP with torchrun on CPU (gloo): bit-reproducible at a fixed world size, and resumable mid-epoch."""
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, fingerprints
+from tests.conftest import REPO, fingerprints, run_python
 from utils import checkpoint
 
 # 8 training frames, 2 ranks x 2 images: 2 optimizer steps per epoch, 2 epochs.
@@ -15,12 +14,8 @@ DDP = ["--config", str(REPO / "cfg" / "ci-tiny.yaml"), "--batch-size", "2"]
 
 def torchrun(tmp: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
     preset = DDP[2:] if "--resume" in extra else DDP  # a resumed run takes its config from the checkpoint
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "train.py"), *preset, "--project", str(tmp), "--name", name, *extra]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-    if done.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done
+    return run_python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                      str(REPO / "train.py"), *preset, "--project", str(tmp), "--name", name, *extra)
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,7 @@
 """eval.py --weights and detect.py on a checkpoint of the tiny CI config."""
 import json
-import subprocess
-import sys
 
-from tests.conftest import REPO
-
-
-def run(*args):
-    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
+from tests.conftest import REPO, run_python as run
 
 
 def test_eval_weights_and_detect(tmp_path):

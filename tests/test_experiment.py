@@ -2,22 +2,14 @@
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_python as run
 
 TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
-
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
-    if check and done.returncode:
-        raise AssertionError(f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done
 
 
 @pytest.fixture(scope="module")

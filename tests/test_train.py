@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, fingerprints, run_summary as summary
+from tests.conftest import REPO, fingerprints, run_python, run_summary as summary
 from utils import checkpoint
 
 TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
@@ -17,11 +17,7 @@ TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
 
 def train(tmp: Path, name: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
     preset = [] if "--resume" in extra else TINY  # a resumed run takes its config from the checkpoint
-    cmd = [sys.executable, str(REPO / "train.py"), *preset, "--project", str(tmp), "--name", name, *extra]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-    if check and done.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done
+    return run_python(str(REPO / "train.py"), *preset, "--project", str(tmp), "--name", name, *extra, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +90,7 @@ def test_sigkill_while_checkpointing_leaves_a_loadable_last_pt(tmp_path):
 
 
 def test_bad_flag_value_fails_clearly():
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), "--epochs", "two"], cwd=REPO,
-                          capture_output=True, text=True)
+    done = run_python(str(REPO / "train.py"), "--epochs", "two", check=False)
     assert done.returncode != 0 and "--epochs: epochs expects int, got 'two'" in done.stderr
 
 
