@@ -94,7 +94,7 @@ def run_child(spec: dict) -> dict:
     cfg = train_config(spec)
     switches = configure(cfg.determinism, cfg.seed, cfg.threads, cfg.fill_uninitialized_memory)
     import torch
-    from utils.engine import forward_loss, lr_at, make_optimizer
+    from utils.engine import forward_loss, make_optimizer, set_lr
     from utils.runs import environment, weights_sha256
     device = torch.device(cfg.device)
     model, loader = build(cfg, device)
@@ -109,8 +109,7 @@ def run_child(spec: dict) -> dict:
         t1 = time.perf_counter()
         losses = forward_loss(model, model.heads, batch, device, cfg)
         losses["total"].backward()
-        for group in optimizer.param_groups:  # the training schedule's burn-in: a constant peak lr diverges
-            group["lr"] = lr_at(step, cfg, total)
+        set_lr(optimizer, step, cfg, total)  # the training schedule's burn-in: a constant peak lr diverges
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":

@@ -45,6 +45,14 @@ def lr_at(step: int, cfg, total_steps: int) -> float:
     return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def set_lr(optimizer: torch.optim.Optimizer, step: int, cfg, total_steps: int) -> float:
+    """Give every parameter group the scheduled lr of optimizer step ``step``; returns it."""
+    lr = lr_at(step, cfg, total_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     """(B, 3, H, W) uint8 -> float32 in [0, 1] on the device (uint8 crosses the bus: 4x fewer bytes)."""
     x = images.to(device, non_blocking=True).float().div_(255)
@@ -78,9 +86,7 @@ def train_one_epoch(model, heads, optimizer, loader, pos: Position, cfg, total_s
         pos.batch += 1
         if pos.batch % cfg.accumulate:
             continue
-        lr = lr_at(pos.step, cfg, total_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = set_lr(optimizer, pos.step, cfg, total_steps)
         step_losses = {k: reduce_loss(v / cfg.accumulate) for k, v in sums.items()}
         _check_finite(step_losses, pos)
         optimizer.step()

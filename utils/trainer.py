@@ -67,8 +67,8 @@ def train(run: Run, resume: str | None = None, log=print) -> dict:
     if not dist.is_main:
         log = _silent
     root = dataset_root(cfg)
-    train_set, val_set = (KittiDataset(root, split, classes=cfg.classes, bad_labels=cfg.bad_labels, cache=cfg.cache)
-                          for split in (cfg.train_split, cfg.val_split))
+    train_set = KittiDataset(root, cfg.train_split, classes=cfg.classes, bad_labels=cfg.bad_labels, cache=cfg.cache)
+    val_set = KittiDataset(root, cfg.val_split, classes=cfg.classes, bad_labels=cfg.bad_labels, cache=cfg.cache)
     model = build_model(cfg, run.device)
     heads = model.heads
     optimizer = make_optimizer(model, cfg)
