@@ -27,14 +27,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     if args.audit:
-        from utils.audit import audit_checkpoint, format_audit
+        from experiment.audit import audit_checkpoint, format_audit
         rows = audit_checkpoint(args.audit, args.repeats, args.device)
         print(format_audit(rows))
         return 0 if all(r["identical"] for r in rows) else 1
     if len(args.runs) < 2:
         raise ValueError("give at least two run directories (or --audit CKPT)")
-    from utils.comparison import incompatibilities, load_run
-    from utils.report import write_report
+    from experiment.comparison import incompatibilities, load_run
+    from experiment.report import write_report
     runs = [load_run(p) for p in args.runs]
     problems = incompatibilities(runs)
     if problems and not args.force:

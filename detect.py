@@ -45,19 +45,22 @@ def draw(image_bgr, frame) -> None:
 
 def main(args) -> None:
     from data.kitti import decode_image
-    from data.kitti_labels import write_result_file
-    from utils.evaluate import detect_image, load_for_inference
-    model, cfg, device = load_for_inference(args.weights, conf_thres=args.conf_thres, iou_thres=args.iou_thres,
-                                            device=args.device)
+    from evaluation.predict import detect_image
+    from evaluation.results import write_results
+    from training import build
+    from utils.io import write_bytes
+    model, cfg, device, _ = build.from_checkpoint(args.weights, conf_thres=args.conf_thres,
+                                                  iou_thres=args.iou_thres, device=args.device)
+    settings = build.predict_settings(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     for path in images_of(args.source):
         image = decode_image(path)
-        frame = detect_image(model, image, cfg, device)
-        write_result_file(args.out / f"{path.stem}.txt", frame.names, frame.boxes, frame.scores,
-                          image_size=(image.shape[1], image.shape[0]))
+        frame = detect_image(model, image, settings, device, cfg.classes)
+        write_results(args.out, [path.stem], [(frame.names, frame.boxes, frame.scores)],
+                      image_sizes=[(image.shape[1], image.shape[0])])
         drawn = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         draw(drawn, frame)
-        cv2.imwrite(str(args.out / f"{path.stem}.png"), drawn)
+        write_bytes(args.out / f"{path.stem}.png", cv2.imencode(".png", drawn)[1].tobytes())
         print(f"{path.name}: {len(frame)} detections")
 
 

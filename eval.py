@@ -2,7 +2,7 @@
 
 Model-free mode, existing result files (16 fields a line, one file per frame) against label files:
 
-    python eval.py --results runs/exp/results --labels ../shared/kitti_sample/training/label_2 --json out/metrics.json
+    python eval.py --results runs/exp/results --labels KITTI/training/label_2 --json out/metrics.json
     python eval.py --results DIR --labels KITTI/training/label_2 --split KITTI/ImageSets/val.txt --json m.json \
         --classes Car Pedestrian Cyclist
 
@@ -11,7 +11,7 @@ Model mode, a checkpoint on a KITTI split (default: the checkpoint's own data an
     python eval.py --weights runs/exp/best.pt [--data ROOT] [--split val] [--out runs/exp/eval]
 
 Frame ids come from --split, else from every label file in --labels (sorted). A frame without a result file counts
-as one without detections (one warning gives their number). Writes OUT.json in the shape of utils/metrics.py and
+as one without detections (one warning gives their number). Writes OUT.json in the shape of evaluation/metrics.py and
 the PR curves beside it as OUT_pr.png.
 """
 from __future__ import annotations
@@ -23,10 +23,9 @@ from pathlib import Path
 
 from data.kitti import read_split
 from data.kitti_labels import KITTI_CLASSES, KittiFormatError
-from utils.metrics import evaluate_frames, format_metrics
-from utils.plots import plot_pr_curves
-from utils.results import label_ids, read_labels, read_results
-from utils.runs import write_json
+from evaluation.metrics import evaluate_frames, format_metrics, plot_pr_curves
+from evaluation.results import label_ids, read_labels, read_results, write_results
+from utils.io import write_json
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -68,14 +67,12 @@ def main(args) -> dict:
 
 def main_weights(args) -> dict:
     """Run a checkpoint on a split: metrics table, JSON, PR curves and the KITTI result files."""
-    from data.kitti import KittiDataset
-    from utils.evaluate import load_for_inference, predict
-    from utils.results import write_results
-    model, cfg, device = load_for_inference(args.weights, data=args.data, conf_thres=args.conf_thres,
-                                            iou_thres=args.iou_thres, max_det=args.max_det, device=args.device)
-    from utils.trainer import dataset_root
-    dataset = KittiDataset(dataset_root(cfg), args.split or cfg.val_split, classes=cfg.classes)
-    frames = predict(model, dataset, cfg, device)
+    from evaluation.predict import predict
+    from training import build
+    model, cfg, device, _ = build.from_checkpoint(args.weights, data=args.data, conf_thres=args.conf_thres,
+                                                  iou_thres=args.iou_thres, max_det=args.max_det, device=args.device)
+    dataset = build.dataset(cfg, args.split or cfg.val_split, cache="none")
+    frames = predict(model, dataset, build.predict_settings(cfg), device)
     dt = [frames[i] for i in range(len(dataset))]
     out = args.out or Path(args.weights).parent / "eval"
     write_results(out / "results", dataset.ids, [(d.names, d.boxes, d.scores) for d in dt])

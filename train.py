@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
-from utils import config as config_lib
+from training import config as config_lib
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -38,7 +39,7 @@ def resolve_config(args: argparse.Namespace) -> config_lib.TrainConfig:
     if args.resume:
         if args.config:
             raise ValueError("--resume takes the config from the checkpoint; do not pass --config")
-        from utils import checkpoint
+        from training import checkpoint
         saved = config_lib.from_dict(checkpoint.load(args.resume)["config"])
         # --stop-after describes the interrupted invocation, not the run: a resumed run goes on unless told again.
         return config_lib.resolve(args, base=dataclasses.replace(saved, stop_after=0))
@@ -48,10 +49,14 @@ def resolve_config(args: argparse.Namespace) -> config_lib.TrainConfig:
 def main(args: argparse.Namespace) -> dict:
     cfg = resolve_config(args)
     if args.repeat > 1 or args.seeds:
-        from utils.experiment import run_grid
+        from experiment.grid import run_grid
         return run_grid(args, cfg)
-    from utils.session import run_training
-    return run_training(args, cfg)
+    from experiment.reproduce import check_against_earlier
+    from training.session import run_training
+    summary = run_training(cfg, args.resume, args.project, args.name)
+    if "losses_sha256" in summary:  # a finished run, on rank 0
+        check_against_earlier(Path(summary["run_dir"]))
+    return summary
 
 
 if __name__ == "__main__":

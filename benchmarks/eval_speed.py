@@ -5,7 +5,7 @@
 
 Labels and detections are generated in memory from a seeded numpy Generator (realistic class mix and heights,
 occlusion, truncation, DontCare; detections = noisy copies of GT plus false positives, some tiny). Times
-``utils.kitti_eval.kitti_ap`` (Car, Pedestrian, Cyclist x Easy, Moderate, Hard) and prints each repeat; the target
+``evaluation.kitti_ap.kitti_ap`` (Car, Pedestrian, Cyclist x Easy, Moderate, Hard) and prints each repeat; the target
 is <= 5 s per evaluation.
 """
 from __future__ import annotations
@@ -26,9 +26,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.kitti_labels import FrameLabels, detections_frame  # noqa: E402
-from utils.kitti_eval import kitti_ap  # noqa: E402
+from evaluation.kitti_ap import kitti_ap  # noqa: E402
 
-# Rough KITTI training-set class frequencies (kitti.md section 2) and a detector's output class mix.
+# Rough KITTI training-set class frequencies (instance counts reported for the 7481 labelled frames) and a
+# detector's output class mix.
 GT_CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc")
 GT_FREQ = np.array([28742, 2914, 1094, 4487, 222, 1627, 511, 973], dtype=np.float64)
 DET_CLASSES = ("Car", "Pedestrian", "Cyclist")

@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from utils.config import TrainConfig, validate  # noqa: E402  (after the path fix; imports no torch)
+from training.config import TrainConfig, validate  # noqa: E402  (after the path fix; imports no torch)
 
 RESULT_MARK = "THROUGHPUT_RESULT "  # prefixes the child's one JSON line on stdout
 SMOKE = {"cfg": "cfg/yolov3-small-kitti.cfg", "size": "256x64", "batch": 2, "steps": 2, "warmup": 1,
@@ -90,35 +90,29 @@ def train_config(spec: dict) -> TrainConfig:
 
 def run_child(spec: dict) -> dict:
     """Configure determinism first, then train and time; returns the measurements of one process."""
-    from utils.seed import configure
+    from training import build
     cfg = train_config(spec)
-    switches = configure(cfg.determinism, cfg.seed, cfg.threads, cfg.fill_uninitialized_memory)
+    switches, device = build.process(cfg)
     import torch
-    from utils.engine import forward_loss, make_optimizer, set_lr
-    from utils.runs import environment, weights_sha256
-    device = torch.device(cfg.device)
-    model, loader = build(cfg, device)
-    optimizer = make_optimizer(model, cfg)
+    from training.optim import make_optimizer
+    from training.step import Position, train_steps
+    from utils.environment import environment
+    from utils.fingerprint import weights_sha256
+    model = build.model(cfg, device)
+    loader = build.train_loader(cfg, build.dataset(cfg, cfg.train_split), 0, 0, persistent_workers=True)
     timed = spec["warmup"] + spec["steps"]
-    total = spec["check_steps"] if spec["role"] == "check" else max(timed, spec["check_steps"])
-    step_s, wait_s, sha, batches = [], [], None, epochs(loader)
-    model.train()
+    schedule = max(timed, spec["check_steps"])  # the same lr schedule in the timed and the check process
+    total = spec["check_steps"] if spec["role"] == "check" else schedule
+    batches = Timed(epochs(loader))
+    steps = train_steps(model, model.heads, make_optimizer(model, cfg), batches, Position(), cfg, schedule, device)
+    step_s, wait_s, sha = [], [], None
     for step in range(total):
         t0 = time.perf_counter()
-        batch = next(batches)
-        t1 = time.perf_counter()
-        losses = forward_loss(model, model.heads, batch, device, cfg)
-        losses["total"].backward()
-        set_lr(optimizer, step, cfg, total)  # the training schedule's burn-in: a constant peak lr diverges
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        next(steps)  # one optimizer step of the training loop
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # kernels run asynchronously: stop the clock only when they are done
         step_s.append(time.perf_counter() - t0)
-        wait_s.append(t1 - t0)
-        if not torch.isfinite(losses["total"]).item():
-            values = {k: v.item() for k, v in losses.items()}
-            raise FloatingPointError(f"non-finite loss at step {step + 1}: {values}")
+        wait_s.append(batches.last_wait)
         if step + 1 == spec["check_steps"]:
             sha = weights_sha256(model.state_dict())
     out = {"weights_sha256": sha, "step_s": step_s[spec["warmup"]:timed], "wait_s": wait_s[spec["warmup"]:timed]}
@@ -127,20 +121,20 @@ def run_child(spec: dict) -> dict:
     return out
 
 
-def build(cfg: TrainConfig, device):
-    """The model as training builds it (initialised from the seeded global RNG) and a persistent-worker loader."""
-    from data.kitti import KittiDataset
-    from data.loader import build_train_loader
-    from data.transforms import AugmentConfig
-    from utils.seed import augmentation_rng
-    from utils.trainer import build_model, dataset_root
-    model = build_model(cfg, device)
-    dataset = KittiDataset(dataset_root(cfg), cfg.train_split, classes=cfg.classes, cache=cfg.cache)
-    loader = build_train_loader(dataset, seed=cfg.seed, batch_size=cfg.batch_size, base_size=cfg.img_size,
-                                workers=cfg.workers, persistent_workers=True, multiscale=False,
-                                aug=AugmentConfig(flip_p=cfg.flip_p, hsv=tuple(cfg.hsv)),
-                                aug_rng=augmentation_rng(cfg.determinism))
-    return model, loader
+class Timed:
+    """An iterator of batches that records how long the last ``next`` blocked (the loader wait)."""
+
+    def __init__(self, batches):
+        self.batches, self.last_wait = batches, 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        t0 = time.perf_counter()
+        batch = next(self.batches)
+        self.last_wait = time.perf_counter() - t0
+        return batch
 
 
 def epochs(loader):
@@ -303,7 +297,7 @@ def main(args: argparse.Namespace) -> list[dict]:
         return []
     args, notes = resolve_args(args)
     specs = grid(args)
-    from utils.trainer import dataset_root
+    from training.build import dataset_root
     dataset_root(train_config(specs[0]))  # generate the set once here, not inside a timed child
     if args.prepare:
         return []

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from utils.io import write_text
 
 LOG = logging.getLogger(__name__)
 
@@ -157,24 +158,14 @@ def format_result_line(name: str, box, score: float) -> str:
             f"-1 -1 -1 -1000 -1000 -1000 -10 {score:.6f}")
 
 
-def write_result_file(path: str | Path, names, boxes, scores, image_size: tuple[int, int] | None = None) -> None:
+def write_result_file(path: str | Path, names, boxes, scores) -> None:
     """Write one frame's detections as KITTI result lines (an empty file when there are none), atomically.
 
     Args:
         names: (K,) class names.
-        boxes: (K, 4) xyxy pixels; clipped to ``image_size`` = (width, height) when given.
+        boxes: (K, 4) xyxy frame pixels, as written (callers clip; evaluation.results.write_results does).
         scores: (K,) confidences, higher is more confident.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if image_size is not None:
-        w, h = image_size
-        boxes = np.stack([boxes[:, 0].clip(0, w), boxes[:, 1].clip(0, h),
-                          boxes[:, 2].clip(0, w), boxes[:, 3].clip(0, h)], axis=1)
     lines = [format_result_line(n, b, float(s)) for n, b, s in zip(names, boxes, scores)]
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write("".join(line + "\n" for line in lines))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text(path, "".join(line + "\n" for line in lines))

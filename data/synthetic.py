@@ -33,6 +33,7 @@ import numpy as np
 from data.synthetic_scene import (CAM_HEIGHT, FOCAL, SIDEWALK, Street, add_noise, draw_background, draw_shadow,
                                   sample_street)
 from data.synthetic_sprites import Painter, draw_sprite
+from utils.io import write_text
 
 LOG = logging.getLogger(__name__)
 
@@ -279,12 +280,8 @@ def generate(out_dir: str | Path, num: int, seed: int, val_fraction: float = 0.5
         (out / "ImageSets" / f"{split}.txt").write_bytes("".join(f"{i:06d}\n" for i in sorted(ids)).encode())
     manifest = {"generator": "data.synthetic", "version": GENERATOR_VERSION, "num": num, "seed": seed,
                 "val_fraction": val_fraction, **tree_digest(out)}
-    tmp = out / (MANIFEST + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out / MANIFEST)
+    # Written last, atomically: a manifest means a complete set (frames and lists are plain writes before it).
+    write_text(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def tree_digest(root: str | Path) -> dict:

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from utils.boxes import clip_boxes
+
 STRIDE = 32  # YOLOv3's largest stride: input sides must be multiples of it
 
 
@@ -153,11 +155,6 @@ def random_affine(rng: np.random.Generator, image: np.ndarray, boxes: np.ndarray
     area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
     keep = (cw >= min_size) & (ch >= min_size) & (cw * ch >= min_visible * area)
     return out, clipped[keep], keep
-
-
-def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clip ``float[N, 4]`` xyxy boxes to [0, width] x [0, height]."""
-    return np.clip(np.asarray(boxes, np.float64).reshape(-1, 4), 0, [width, height, width, height])
 
 
 def augment(rng: np.random.Generator, image: np.ndarray, boxes: np.ndarray, cls: np.ndarray, dontcare: np.ndarray,

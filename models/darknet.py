@@ -3,7 +3,7 @@
 A cfg is a list of ``[section]`` blocks of ``key=value`` lines; the first is ``[net]`` (input size and darknet's
 training settings), each later block is one layer, numbered from 0. ``[route]`` and ``[shortcut]`` name earlier
 layers by absolute index or by a negative offset from themselves. The model returns the raw input of every
-``[yolo]`` block; decoding (models/head.py) and the loss (utils/loss.py) use the metadata in ``Darknet.heads``.
+``[yolo]`` block; decoding (models/head.py) and the loss (models/loss.py) use the metadata in ``Darknet.heads``.
 
     model = Darknet("cfg/yolov3-kitti.cfg")
     outputs = model(images)  # images (N, 3, 384, 1248) -> [(N, 39, 12, 39), (N, 39, 24, 78), (N, 39, 48, 156)]

@@ -70,8 +70,8 @@ class Upsample(nn.Module):
 
     ``deterministic=True`` repeats each pixel by ``expand`` + ``reshape``. Its backward is then a plain sum over the
     expanded dims, with no atomic scatter, so the gradient is bitwise reproducible on any backend and torch version
-    (determinism.md section 8). The forward values are bitwise those of ``F.interpolate(mode="nearest")``, the
-    gradient equal up to summation order. ``deterministic=False`` calls ``F.interpolate`` itself.
+    (docs/determinism.md section 2). The forward values are bitwise those of ``F.interpolate(mode="nearest")``,
+    the gradient equal up to summation order. ``deterministic=False`` calls ``F.interpolate`` itself.
     """
 
     def __init__(self, scale: int, deterministic: bool = True):

@@ -7,8 +7,6 @@ with batch norm ``bn bias (beta), bn weight (gamma), running_mean, running_var, 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from torch import Tensor
 
 from models.darknet import Darknet
 from models.layers import ConvBNAct
+from utils.io import atomic_open
 
 VERSION = (0, 2, 0)  # what darknet itself writes: int64 `seen`
 _MAX_VERSION_PART = 1000  # darknet treats larger major/minor values as garbage, and so do we
@@ -94,21 +93,11 @@ def load_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = 
 def save_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = None, seen: int = 0) -> None:
     """Write layers ``[0, cutoff)`` of ``model`` (all when None) as a darknet ``.weights`` file, version 0.2.0.
 
-    Written to a temporary file in the same folder, fsynced, then renamed over ``path``, so a crash never leaves a
-    truncated file behind.
+    Written atomically (utils.io.atomic_open): a crash never leaves a truncated file behind.
     """
-    path = Path(path)
     tensors = _tensors(model, cutoff)
     header = np.array(VERSION, "<i4").tobytes() + np.array([seen], "<i8").tobytes()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            for tensor in tensors:
-                f.write(tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(header)
+        for tensor in tensors:
+            f.write(tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())

@@ -1,5 +1,9 @@
-"""Box math, in one place. Every box here is ``(x1, y1, x2, y2)`` (xyxy) in pixels with x1 < x2 and y1 < y2,
-continuous coordinates with no +1 (KITTI's and torchvision's convention), unless a function says otherwise.
+"""Box math: conversion, clipping and every IoU of the repo. Boxes are ``(x1, y1, x2, y2)`` (xyxy) in pixels with
+x1 < x2 and y1 < y2, continuous coordinates with no +1 (KITTI's and torchvision's convention), unless a function
+says otherwise. Torch functions serve the model and the loss; the float64 numpy ones serve data and evaluation.
+
+Box math that belongs to one format stays with it: letterbox and flip mappings in data/transforms.py, the YOLO box
+parametrisation (sigmoid offsets, log sizes) in models/head.py and models/loss.py.
 """
 from __future__ import annotations
 
@@ -49,13 +53,20 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     return box_iou_batched(boxes1[None], boxes2[None])[0]
 
 
-def wh_iou(wh1: Tensor, wh2: Tensor) -> Tensor:
-    """IoU of boxes that share a corner: ``Tensor[N, 2]``, ``Tensor[M, 2]`` (width, height) -> ``Tensor[N, M]``.
+def wh_iou(wh1, wh2):
+    """IoU of boxes that share a corner: ``[N, 2]``, ``[M, 2]`` (width, height) -> ``[N, M]`` in [0, 1].
 
-    Used to match box shapes to anchors, where position does not matter.
+    Torch tensors or numpy arrays (the same arithmetic, in the same order, for both). Used to match box shapes to
+    anchors, where position does not matter.
     """
-    inter = torch.minimum(wh1[:, None], wh2[None]).prod(-1)
+    xp = torch if isinstance(wh1, Tensor) else np
+    inter = xp.minimum(wh1[:, None], wh2[None]).prod(-1)
     return inter / (wh1.prod(-1)[:, None] + wh2.prod(-1)[None] - inter)
+
+
+def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Clip ``float[N, 4]`` xyxy boxes to [0, width] x [0, height] -> ``float64[N, 4]``."""
+    return np.clip(np.asarray(boxes, np.float64).reshape(-1, 4), 0, [width, height, width, height])
 
 
 def np_box_overlap(boxes1: np.ndarray, boxes2: np.ndarray, denominator: str = "union") -> np.ndarray:

@@ -61,10 +61,6 @@ class Dist:
         td.all_gather_object(out, obj)
         return out
 
-    def barrier(self) -> None:
-        if self.enabled:
-            td.barrier()
-
 
 def from_env(device_type: str) -> Dist:
     """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK), if any."""
@@ -77,6 +73,11 @@ def from_env(device_type: str) -> Dist:
         torch.cuda.set_device(local)
     td.init_process_group(backend=backend)
     return Dist(rank=rank, world_size=world, local_rank=local, backend=backend)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def shutdown(dist: Dist) -> None:

@@ -5,7 +5,7 @@ Three modes (``--determinism``):
 - ``strict`` (default): every seed, ``torch.use_deterministic_algorithms(True)`` in error mode, cuDNN on with
   benchmark off and deterministic on, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` set before CUDA initialises, the
   expand-based upsample, a fixed CPU thread count. Same seed -> same bits on the same machine and software.
-- ``reference``: exactly the recipe of the reference post (shared/docs/reference_post.md), flaws included:
+- ``reference``: exactly the recipe of the reference post (docs/determinism.md), flaws included:
   its seeds, cuDNN *disabled*, benchmark off, deterministic on, ``PYTHONHASHSEED`` exported from inside the
   running script (it reaches only child processes), the stock ``F.interpolate`` upsample, and a DataLoader
   ``worker_init_fn`` that seeds NumPy with the constant 0 in every worker. No deterministic algorithms.

@@ -1,0 +1,142 @@
+"""Compare repeated runs: bitwise identity, the first divergent step, loss differences, and the metric spread.
+
+Runs are read from their directories (config.yaml, env.json, metrics.jsonl, summary.json). Two runs are
+comparable when their configs agree on every key but ``seed`` and their environments share the reproducibility
+key (utils.environment.reproducibility_key: software, device, threads, world size, per-rank batch, mode).
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from training.run_dir import read_metrics
+from utils.environment import reproducibility_key
+
+SEED_KEY = "seed"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    path: Path
+    config: dict
+    env: dict
+    train: list[dict]  # one metrics record per optimizer step, in step order
+    summary: dict
+
+    @property
+    def seed(self) -> int:
+        return self.config[SEED_KEY]
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read a finished run directory; a missing file is named in the error."""
+    path = Path(path)
+    for name in ("config.yaml", "env.json", "metrics.jsonl", "summary.json"):
+        if not (path / name).is_file():
+            raise ValueError(f"{path}: not a finished run directory (no {name})")
+    with open(path / "config.yaml") as f:
+        config = yaml.safe_load(f)
+    records = read_metrics(path / "metrics.jsonl")
+    return RunRecord(path, config, json.loads((path / "env.json").read_text()),
+                     [r for r in records if r.get("type") == "train"],
+                     json.loads((path / "summary.json").read_text()))
+
+
+def incompatibilities(runs: list[RunRecord]) -> list[str]:
+    """Differing config keys (seed aside) and environment keys against the first run, one line each."""
+    first = runs[0]
+    problems = []
+    for other in runs[1:]:
+        for key in sorted(set(first.config) | set(other.config)):
+            if key != SEED_KEY and first.config.get(key) != other.config.get(key):
+                problems.append(f"config {key}: {first.name}={first.config.get(key)!r} "
+                                f"{other.name}={other.config.get(key)!r}")
+        a, b = reproducibility_key(first.env), reproducibility_key(other.env)
+        for key in sorted(a):
+            if a[key] != b.get(key):
+                problems.append(f"env {key}: {first.name}={a[key]!r} {other.name}={b.get(key)!r}")
+    return problems
+
+
+def first_divergence(a: RunRecord, b: RunRecord) -> int | None:
+    """First optimizer step whose loss bits or parameter fingerprint differ (None: no difference seen).
+
+    A parameter fingerprint is recorded every few steps, so an update difference that the losses have not shown
+    yet is caught at the next fingerprinted step.
+    """
+    for ra, rb in zip(a.train, b.train):
+        if ra["loss_f32"] != rb["loss_f32"] or ra.get("params") != rb.get("params"):
+            return ra["step"]
+    if len(a.train) != len(b.train):
+        return min(len(a.train), len(b.train)) + 1
+    return None
+
+
+def loss_differences(a: RunRecord, b: RunRecord) -> list[float]:
+    """Per-step total loss of ``b`` minus that of ``a``, over the steps both ran."""
+    return [rb["total"] - ra["total"] for ra, rb in zip(a.train, b.train)]
+
+
+def run_metrics(run: RunRecord) -> dict[str, float | None]:
+    """The final metrics of a run, flattened: COCO mAP, mAP50, and KITTI AP40/AP11 per class and difficulty."""
+    final = run.summary.get("final") or {}
+    out = {"coco_mAP": final.get("coco", {}).get("mAP"), "coco_mAP50": final.get("coco", {}).get("mAP50")}
+    for cls, kinds in (final.get("kitti") or {}).items():
+        for kind, levels in kinds.items():
+            for level, value in levels.items():
+                out[f"kitti_{cls}_{kind}_{level}"] = value
+    return out
+
+
+def spread(values: list[float | None]) -> dict:
+    """Mean, sample standard deviation and min-max range of the values that exist."""
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "range": None}
+    return {"n": len(vals), "mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+            "min": min(vals), "max": max(vals), "range": max(vals) - min(vals)}
+
+
+def compare(runs: list[RunRecord]) -> dict:
+    """The comparison of report.json: identity, divergence against the first run of each seed, metric spread."""
+    by_seed: dict[int, list[RunRecord]] = {}
+    for run in runs:
+        by_seed.setdefault(run.seed, []).append(run)
+    pairs = []
+    for seed_runs in by_seed.values():
+        ref = seed_runs[0]
+        for other in seed_runs[1:]:
+            diffs = loss_differences(ref, other)
+            pairs.append({"seed": ref.seed, "a": ref.name, "b": other.name,
+                          "weights_identical": ref.summary["weights_sha256"] == other.summary["weights_sha256"],
+                          "losses_identical": ref.summary["losses_sha256"] == other.summary["losses_sha256"],
+                          "first_divergent_step": first_divergence(ref, other),
+                          "max_abs_loss_diff": max((abs(d) for d in diffs), default=0.0)})
+    metrics = {run.name: run_metrics(run) for run in runs}
+    names = sorted({k for m in metrics.values() for k in m})
+    return {
+        "runs": [{"name": r.name, "seed": r.seed, "weights_sha256": r.summary["weights_sha256"],
+                  "losses_sha256": r.summary["losses_sha256"], "steps": len(r.train)} for r in runs],
+        "bitwise_identical": all(p["weights_identical"] and p["losses_identical"] for p in pairs) if pairs else None,
+        "pairs": pairs,
+        "metrics": metrics,
+        "within_seed": {n: _within_seed(by_seed, metrics, n) for n in names},
+        "across_seeds": {n: spread([spread([metrics[r.name][n] for r in rs])["mean"] for rs in by_seed.values()])
+                         for n in names} if len(by_seed) > 1 else None,
+    }
+
+
+def _within_seed(by_seed: dict, metrics: dict, name: str) -> dict:
+    """Spread within each seed (run-to-run nondeterminism); the largest standard deviation over seeds is kept."""
+    per_seed = {seed: spread([metrics[r.name].get(name) for r in rs]) for seed, rs in by_seed.items()}
+    stds = [s["std"] for s in per_seed.values() if s["std"] is not None]
+    return {"per_seed": per_seed, "max_std": max(stds) if stds else None}

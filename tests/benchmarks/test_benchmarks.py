@@ -1,0 +1,107 @@
+"""benchmarks/train_throughput.py and benchmarks/gpu_bench.sh: the grid and ratio logic by hand, and one real smoke
+run (CPU, tiny) through gpu_bench.sh --smoke, which delegates to train_throughput.py --smoke."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import train_throughput as tt
+from tests.conftest import REPO
+
+
+
+def _args(**overrides):
+    args = tt.get_args_parser().parse_args([])
+    return tt.resolve_args(argparse.Namespace(**{**vars(args), **overrides}))
+
+
+def test_grid_varies_fill_for_strict_only_and_skips_bf16_on_cpu(tmp_path):
+    args, notes = _args(modes="strict,off", formats="nchw,channels_last", fill="both", out=tmp_path / "x.json")
+    labels = [tt.label(s) for s in tt.grid(args)]
+    assert labels == ["strict/fp32/nchw/fill on", "strict/fp32/nchw/fill off", "strict/fp32/channels_last/fill on",
+                      "strict/fp32/channels_last/fill off", "off/fp32/nchw/fill -", "off/fp32/channels_last/fill -"]
+    assert args.workers == 2 and any("bf16" in n for n in notes)
+
+
+def test_grid_rejects_unknown_names(tmp_path):
+    args, _ = _args(modes="strict,fast", out=tmp_path / "x.json")
+    with pytest.raises(ValueError, match="strict, reference, off"):
+        tt.grid(args)
+
+
+def _row(mode, fmt, fill, images_per_s, sha="a"):
+    return {"mode": mode, "precision": "fp32", "format": fmt, "fill": fill, "images_per_s": images_per_s,
+            "step_ms_median": 1.0, "loader_wait_ms_mean": 0.5, "identical": True, "weights_sha256": [sha, sha]}
+
+
+def test_ratios_against_fastest_off_and_same_format():
+    rows = [_row("strict", "nchw", "on", 40.0), _row("strict", "nchw", "off", 45.0, sha="b"),
+            _row("off", "nchw", "-", 50.0), _row("off", "channels_last", "-", 80.0)]
+    tt.add_ratios(rows)
+    assert rows[0]["x_fastest_off"] == pytest.approx(0.5) and rows[0]["x_off_same"] == pytest.approx(0.8)
+    assert rows[3]["x_fastest_off"] == pytest.approx(1.0)
+    assert rows[1]["fill_same_weights"] is False and "fill_same_weights" not in rows[0]
+    assert "NOT the same as" in tt.table(rows)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One real smoke run: bash benchmarks/gpu_bench.sh --smoke with OUT set (~20 s on a loaded 2-core CPU)."""
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", "benchmarks/gpu_bench.sh", "--smoke"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, done.stdout
+
+
+def test_smoke_json_has_every_config_measured_and_strict_identical(smoke):
+    out, stdout = smoke
+    files = list(out.glob("throughput-*-smoke-cpu.json"))
+    assert len(files) == 1, list(out.iterdir())
+    data = json.loads(files[0].read_text())
+    assert data["meta"]["complete"] and data["meta"]["torch"]
+    got = {(r["mode"], r["precision"], r["format"], r["fill"]): r for r in data["results"]}
+    assert set(got) == {("strict", "fp32", "nchw", "on"), ("off", "fp32", "nchw", "-")}
+    assert all(r["images_per_s"] > 0 and r["loader_wait_ms_mean"] >= 0 for r in got.values())
+    strict = got["strict", "fp32", "nchw", "on"]
+    assert strict["identical"] and len(set(strict["weights_sha256"])) == 1
+    assert strict["switches"]["use_deterministic_algorithms"] and strict["switches"]["upsample"] == "deterministic"
+    assert "| strict | fp32 | nchw | on |" in stdout
+
+
+def test_smoke_records_the_environment(smoke):
+    out, stdout = smoke
+    env_files = list(out.glob("gpu_bench-env-*.txt"))
+    assert len(env_files) == 1
+    text = env_files[0].read_text()
+    assert "torch " in text and "date: " in text
+    assert "nvidia-smi: not available" in text or "name, driver_version" in text
+
+
+def _fake_run(run_dir: Path, images_per_s: list[float], train_seconds: float) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("determinism: 'off'\nbatch_size: 4\naccumulate: 1\n")  # as yaml dumps it
+    lines = [json.dumps({"type": "train", "step": i + 1, "images_per_s": v}) for i, v in enumerate(images_per_s)]
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (run_dir / "summary.json").write_text(json.dumps({"train_seconds": train_seconds}))
+
+
+def test_experiment_table_reads_a_report(tmp_path):
+    from benchmarks import experiment_table
+    group = tmp_path / "off"
+    _fake_run(group / "r1", [10.0, 30.0, 20.0], 2.0)
+    _fake_run(group / "r2", [12.0, 14.0, 40.0], 3.0)
+    report = {"runs": [{"name": "off/r1"}, {"name": "off/r2"}], "bitwise_identical": False,
+              "pairs": [{"first_divergent_step": 2}],
+              "metrics": {"off/r1": {"coco_mAP50": 1.5}, "off/r2": {"coco_mAP50": 1.25}}}
+    (group / "report.json").write_text(json.dumps(report))
+    row = experiment_table.mode_row(group)
+    assert row["mode"] == "off" and row["first_divergent_step"] == 2 and row["mAP50"] == [1.5, 1.25]
+    assert [s["median_images_per_s"] for s in row["speed"]] == [20.0, 14.0]
+    assert [s["loop_images_per_s"] for s in row["speed"]] == [6.0, 4.0]  # 3 steps x 4 images / 2 s and / 3 s
+    assert "| off | no | 2 | 1.50 / 1.25 | 20.0 / 14.0 | 6.0 / 4.0 |" in experiment_table.table([row])

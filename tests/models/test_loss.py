@@ -1,0 +1,112 @@
+"""Hand-computed cases for target assignment, the ignore rule, DontCare masking and the duplicate rule."""
+import math
+from dataclasses import dataclass
+
+import torch
+
+from models.loss import build_targets, yolo_loss
+
+
+@dataclass(frozen=True)
+class Head:
+    anchors: tuple
+    stride: int
+    num_classes: int = 2
+    ignore_thresh: float = 0.5
+
+
+# Two heads: stride 32 with large anchors, stride 16 with small ones; input 128x64.
+HEADS = (Head(((40, 40), (80, 30)), 32), Head(((10, 10), (20, 8)), 16))
+SIZE = (128, 64)
+GRIDS = [(2, 4), (4, 8)]
+
+
+def raw_outputs(n=1, fill=0.0, requires_grad=False):
+    return [torch.full((n, 2 * 7, h, w), fill, requires_grad=requires_grad) for h, w in GRIDS]
+
+
+def test_assignment_picks_best_anchor_across_heads_and_centre_cell():
+    # 20x8 box centred at (50, 20): best shape match is head 1 anchor 1 (identical shape), cell (gi 3, gj 1).
+    targets = torch.tensor([[0, 1, 40, 16, 60, 24.0]])
+    a = build_targets(targets, HEADS, GRIDS, SIZE)
+    assert (a.head.tolist(), a.anchor.tolist(), a.gi.tolist(), a.gj.tolist()) == ([1], [1], [3], [1])
+    torch.testing.assert_close(a.txy, torch.tensor([[50 / 16 - 3, 20 / 16 - 1]]))
+    torch.testing.assert_close(a.twh, torch.zeros(1, 2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(a.weight, torch.tensor([2 - (20 / 128) * (8 / 64)]))
+    # 80x30 box centred at (64, 40): head 0 anchor 1, cell (2, 1); twh = log(1) = 0.
+    a = build_targets(torch.tensor([[0, 0, 24, 25, 104, 55.0]]), HEADS, GRIDS, SIZE)
+    assert (a.head.tolist(), a.anchor.tolist(), a.gi.tolist(), a.gj.tolist()) == ([0], [1], [2], [1])
+
+
+def test_anchor_ties_go_to_lowest_index():
+    heads = (Head(((10, 10), (10, 10)), 16),)
+    a = build_targets(torch.tensor([[0, 0, 0, 0, 10, 10.0]]), heads, [(4, 8)], SIZE)
+    assert a.anchor.tolist() == [0]
+
+
+def test_duplicate_rule_keeps_larger_box_whatever_the_order():
+    small = [0, 0, 41, 17, 59, 23.0]   # 18x6, centre (50, 20) -> head 1 anchor 1, cell (3, 1)
+    large = [0, 1, 40, 16, 60, 24.0]   # 20x8, same slot
+    for rows in ([small, large], [large, small]):
+        a = build_targets(torch.tensor(rows), HEADS, GRIDS, SIZE)
+        assert a.cls.tolist() == [1], rows
+    # Equal areas: the lower target row wins.
+    a = build_targets(torch.tensor([[0, 0, 40, 16, 60, 24.0], [0, 1, 40, 16, 60, 24.0]]), HEADS, GRIDS, SIZE)
+    assert a.cls.tolist() == [0]
+    # Same slot in different images are not duplicates.
+    a = build_targets(torch.tensor([small, [1] + large[1:]]), HEADS, GRIDS, SIZE)
+    assert sorted(a.image.tolist()) == [0, 1]
+
+
+def test_zero_outputs_give_hand_computed_loss_without_targets():
+    # All logits 0: every objectness BCE is log 2; 2 anchors x (8 + 32) cells are all background.
+    empty = torch.zeros((0, 6))
+    loss = yolo_loss(raw_outputs(), HEADS, empty, torch.zeros((0, 5)), SIZE)
+    assert math.isclose(loss["obj"].item(), 80 * math.log(2), rel_tol=1e-6)
+    assert loss["box"].item() == 0 and loss["cls"].item() == 0
+
+
+def test_single_target_hand_computed_terms():
+    targets = torch.tensor([[0, 1, 40, 16, 60, 24.0]])  # exact anchor shape -> twh target 0
+    loss = yolo_loss(raw_outputs(), HEADS, targets, torch.zeros((0, 5)), SIZE)
+    # sigmoid(0) = 0.5 against txy (50/16-3, 20/16-1) = (0.125, 0.25); twh error 0.
+    expected_box = (2 - (20 / 128) * (8 / 64)) * ((0.5 - 0.125) ** 2 + (0.5 - 0.25) ** 2)
+    assert math.isclose(loss["box"].item(), expected_box, rel_tol=1e-6)
+    assert math.isclose(loss["cls"].item(), 2 * math.log(2), rel_tol=1e-6)
+    # No prediction overlaps the ground truth with IoU > 0.21, so: 1 positive + 79 background, log 2 each.
+    assert math.isclose(loss["obj"].item(), 80 * math.log(2), rel_tol=1e-6)
+
+
+def test_ignore_rule_skips_background_overlapping_ground_truth():
+    # Zero outputs decode to anchor-sized boxes at cell centres. Ground truth: 36x36 centred at (48, 16), assigned to
+    # head 0 anchor 0 (40x40) at cell (1, 0). Head 0 anchor 1 (80x30) at that cell decodes to [8, 1, 88, 31], IoU
+    # 1080 / 2616 = 0.413 with it; every other prediction has IoU < 0.28.
+    gt = torch.tensor([[0, 0, 30, -2, 66, 34.0]])
+    a = build_targets(gt, HEADS, GRIDS, SIZE)
+    assert (a.head.item(), a.anchor.item(), a.gi.item(), a.gj.item()) == (0, 0, 1, 0)
+    for thresh, background in ((0.5, 79), (0.3, 78)):
+        heads = (Head(HEADS[0].anchors, 32, ignore_thresh=thresh), HEADS[1])
+        obj = yolo_loss(raw_outputs(), heads, gt, torch.zeros((0, 5)), SIZE)["obj"].item()
+        # one positive at p = 0.5 (log 2) plus every background prediction (log 2 each)
+        assert math.isclose(obj, (1 + background) * math.log(2), rel_tol=1e-6), thresh
+
+
+def test_ignore_regions_mask_background_by_cell_centre():
+    # A DontCare region covering the left half of the image: cells with centres x < 64 lose background loss.
+    region = torch.tensor([[0, 0, 0, 64, 64.0]])
+    loss = yolo_loss(raw_outputs(), HEADS, torch.zeros((0, 6)), region, SIZE)
+    # Head 0 (W=4, centres 16, 48, 80, 112): 2 of 4 columns masked; head 1 (W=8): 4 of 8. Half of 80 remain.
+    assert math.isclose(loss["obj"].item(), 40 * math.log(2), rel_tol=1e-6)
+    # A region of another image changes nothing for image 0.
+    other = torch.tensor([[1, 0, 0, 64, 64.0]])
+    loss2 = yolo_loss(raw_outputs(n=2), HEADS, torch.zeros((0, 6)), other, SIZE)
+    assert math.isclose(loss2["obj"].item(), (80 + 40) * math.log(2) / 2, rel_tol=1e-6)
+
+
+def test_loss_is_differentiable_and_normalised_per_image():
+    outs = raw_outputs(n=2, requires_grad=True)
+    targets = torch.tensor([[0, 1, 40, 16, 60, 24.0], [1, 0, 24, 25, 104, 55.0]])
+    loss = yolo_loss(outs, HEADS, targets, torch.zeros((0, 5)), SIZE)
+    loss["total"].backward()
+    assert all(o.grad is not None and torch.isfinite(o.grad).all() for o in outs)
+    assert set(loss) == {"box", "obj", "cls", "total"}

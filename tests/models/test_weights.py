@@ -1,0 +1,115 @@
+"""models/weights.py: darknet .weights round trips, cutoff, header versions, and size/header errors."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.darknet import Darknet
+from models.weights import load_darknet_weights, save_darknet_weights
+from tests.conftest import REPO
+
+REPO_CFG = REPO / "cfg"
+UPSTREAM = ["yolov3.cfg", "yolov3-tiny.cfg", "yolov3-spp.cfg", "yolov3-voc.cfg"]
+
+
+def build(cfg: Path, seed: int) -> Darknet:
+    """A model whose weights and BN running statistics all depend on ``seed`` (the global RNG is left as found)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = Darknet(cfg)
+    generator = torch.Generator().manual_seed(seed)
+    for name, buffer in model.named_buffers():
+        if name.endswith(("running_mean", "running_var")):
+            buffer.copy_(torch.rand(buffer.shape, generator=generator) + 0.5)
+    return model
+
+
+def assert_same_state(a: Darknet, b: Darknet) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in REPO_CFG.glob("*.cfg")))
+def test_round_trip_repo_cfgs(tmp_path, name):
+    source, target = build(REPO_CFG / name, 1), build(REPO_CFG / name, 2)
+    save_darknet_weights(source, tmp_path / "w.weights", seen=1234)
+    header = load_darknet_weights(target, tmp_path / "w.weights")
+    assert_same_state(source, target)
+    assert (header.major, header.minor, header.revision, header.seen) == (0, 2, 0, 1234)
+    assert [p.name for p in tmp_path.iterdir()] == ["w.weights"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("name", UPSTREAM)
+def test_round_trip_upstream_cfgs(tmp_path, darknet_cfg_dir, name):
+    source, target = build(darknet_cfg_dir / name, 1), build(darknet_cfg_dir / name, 2)
+    path = tmp_path / "w.weights"
+    save_darknet_weights(source, path)
+    n_floats = sum(t.numel() for k, t in source.state_dict().items() if not k.endswith("num_batches_tracked"))
+    assert path.stat().st_size == 20 + 4 * n_floats  # every float stored once, nothing else
+    load_darknet_weights(target, path)
+    assert_same_state(source, target)
+
+
+def test_cutoff_round_trip(tmp_path):
+    """Like darknet53.conv.74: only layers [0, cutoff) are stored and loaded; later layers keep their values."""
+    cfg = REPO_CFG / "yolov3-small-kitti.cfg"
+    source, target, untouched = build(cfg, 1), build(cfg, 2), build(cfg, 2)
+    save_darknet_weights(source, tmp_path / "w.weights", cutoff=17)
+    load_darknet_weights(target, tmp_path / "w.weights", cutoff=17)
+    for key, value in target.state_dict().items():
+        layer = int(key.split(".")[1])
+        expected = (source if layer < 17 else untouched).state_dict()[key]
+        assert torch.equal(value, expected), key
+    with pytest.raises(ValueError, match="for all layers, found"):
+        load_darknet_weights(target, tmp_path / "w.weights")
+
+
+def test_old_header_with_int32_seen(tmp_path):
+    """Version 0.1: ``seen`` is an int32, so the floats start at byte 16."""
+    cfg = REPO_CFG / "yolov3-small-kitti.cfg"
+    source, target = build(cfg, 1), build(cfg, 2)
+    save_darknet_weights(source, tmp_path / "new.weights")
+    floats = (tmp_path / "new.weights").read_bytes()[20:]
+    (tmp_path / "old.weights").write_bytes(np.array([0, 1, 0, 77], "<i4").tobytes() + floats)
+    header = load_darknet_weights(target, tmp_path / "old.weights")
+    assert header.seen == 77 and (header.major, header.minor) == (0, 1)
+    assert_same_state(source, target)
+
+
+@pytest.fixture
+def small_weights(tmp_path) -> tuple[Darknet, Path]:
+    model = build(REPO_CFG / "yolov3-small-kitti.cfg", 1)
+    save_darknet_weights(model, tmp_path / "w.weights")
+    return model, tmp_path / "w.weights"
+
+
+@pytest.mark.parametrize("change,found", [(-4, -1), (8, 2), (2, 0)])
+def test_wrong_length_names_counts_and_file(small_weights, change, found):
+    model, path = small_weights
+    data = path.read_bytes()
+    path.write_bytes(data[:change] if change < 0 else data + bytes(change))
+    expected = (len(data) - 20) // 4
+    with pytest.raises(ValueError) as info:
+        load_darknet_weights(model, path)
+    message = str(info.value)
+    assert str(path) in message and f"expected {expected:,} float32" in message
+    assert f"found {expected + found:,}" in message
+    assert ("stray bytes" in message) == (change == 2)
+
+
+@pytest.mark.parametrize("header,fragment", [(np.array([0, 2], "<i4"), "bad header: file has 8 bytes"),
+                                             (np.array([5000, 2, 0, 0, 0], "<i4"), "nonsense version 5000.2.0"),
+                                             (np.array([0, 2, 0, 0], "<i4"), "needs 20 header bytes")])
+def test_bad_header_is_named(small_weights, header, fragment):
+    model, path = small_weights
+    path.write_bytes(header.tobytes())
+    with pytest.raises(ValueError, match=fragment):
+        load_darknet_weights(model, path)
+
+
+def test_bad_cutoff(small_weights):
+    model, path = small_weights
+    with pytest.raises(ValueError, match="cutoff must lie in 0..37"):
+        save_darknet_weights(model, path, cutoff=38)

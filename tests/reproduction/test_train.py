@@ -1,0 +1,106 @@
+"""End-to-end training on the tiny CI config, each run a separate process: fingerprints, resume, crash safety."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, fingerprints, run_python, run_summary as summary
+from training import checkpoint
+
+TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
+
+
+def train(tmp: Path, name: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    preset = [] if "--resume" in extra else TINY  # a resumed run takes its config from the checkpoint
+    return run_python(str(REPO / "train.py"), *preset, "--project", str(tmp), "--name", name, *extra, check=check)
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    """Two identical runs and a few variants, shared by the tests of this module (each run is ~10 s)."""
+    tmp = tmp_path_factory.mktemp("runs")
+    train(tmp, "a")
+    train(tmp, "b")
+    return tmp
+
+
+def test_two_processes_give_identical_fingerprints(runs_dir):
+    a, b = fingerprints(runs_dir / "a"), fingerprints(runs_dir / "b")
+    assert a == b
+    files = {p.name for p in (runs_dir / "a").iterdir()}
+    assert {"config.yaml", "env.json", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "loss.png"} <= files
+    s = summary(runs_dir / "a")
+    assert s["steps"] == 4 and s["final"]["coco"]["mAP50"] is not None
+    env = json.loads((runs_dir / "a" / "env.json").read_text())
+    assert env["determinism"]["use_deterministic_algorithms"] is True and env["determinism"]["torch_threads"] == 2
+
+
+def test_second_run_reports_reproduction(tmp_path):
+    train(tmp_path, "first")
+    out = train(tmp_path, "second").stdout
+    assert "REPRODUCED bit for bit" in out and "weights_sha256" in out
+
+
+def test_worker_count_does_not_change_bits(runs_dir):
+    train(runs_dir, "workers2", "--workers", "2")
+    assert fingerprints(runs_dir / "workers2") == fingerprints(runs_dir / "a")
+
+
+def test_different_seed_gives_different_bits(runs_dir):
+    train(runs_dir, "seed1", "--seed", "1")
+    weights, losses = fingerprints(runs_dir / "seed1")
+    assert weights != fingerprints(runs_dir / "a")[0] and losses != fingerprints(runs_dir / "a")[1]
+
+
+def test_resume_mid_epoch_reaches_the_same_bits(runs_dir):
+    stopped = train(runs_dir, "resumed", "--stop-after", "1")
+    assert "stopped after optimizer step 1" in stopped.stdout
+    ckpt = checkpoint.load(runs_dir / "resumed" / "last.pt")
+    assert (ckpt["epoch"], ckpt["step"], ckpt["batch"]) == (0, 1, 1)  # mid-epoch: batch 1 of 2
+    train(runs_dir, "unused", "--resume", str(runs_dir / "resumed" / "last.pt"))
+    assert not (runs_dir / "unused").exists()  # a resumed run continues in its own directory
+    assert fingerprints(runs_dir / "resumed") == fingerprints(runs_dir / "a")
+
+
+def test_resume_refuses_another_config(runs_dir):
+    done = train(runs_dir, "x", "--resume", str(runs_dir / "a" / "last.pt"), "--lr", "0.5", check=False)
+    assert done.returncode != 0
+    assert "differing keys" in done.stderr and "lr: 0.002 -> 0.5" in done.stderr
+
+
+def test_sigkill_while_checkpointing_leaves_a_loadable_last_pt(tmp_path):
+    cmd = [sys.executable, str(REPO / "train.py"), *TINY, "--project", str(tmp_path), "--name", "killed",
+           "--checkpoint-every", "1", "--epochs", "50"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.5)  # checkpoints are now being rewritten every step: kill in the middle of that
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    ckpt = checkpoint.load(last)
+    assert ckpt["step"] >= 1 and "model" in ckpt
+
+
+def test_bad_flag_value_fails_clearly():
+    done = run_python(str(REPO / "train.py"), "--epochs", "two", check=False)
+    assert done.returncode != 0 and "--epochs: epochs expects int, got 'two'" in done.stderr
+
+
+def test_tensorboard_events_mirror_metrics(runs_dir):
+    pytest.importorskip("tensorboard", reason="tensorboard is optional; requirements.txt installs it")
+    from tests.training.test_board import read_scalars
+    run = runs_dir / "a"
+    assert list(run.glob("events.out.tfevents.*")), "no TensorBoard event file in the run directory"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [(r["step"], pytest.approx(r["total"], rel=1e-6)) for r in lines if r["type"] == "train"]
+    scalars = read_scalars(run)
+    assert scalars["train/total"] == steps
+    assert [s for s, _ in scalars["eval/coco/mAP50"]] == [r["step"] for r in lines if r["type"] == "eval"]

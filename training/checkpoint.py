@@ -1,0 +1,83 @@
+"""Checkpoints: one self-describing dict, written atomically, loaded with ``weights_only=True``.
+
+Contents: model, optimizer, scheduler position, epoch, step, the position inside the epoch, the resolved config,
+and every RNG state that matters (python, NumPy, torch CPU, every CUDA device). Data randomness needs no saved
+state: it is a pure function of (seed, epoch, index), so the loader position is enough to resume it.
+RNG states are stored as tensors and plain Python types, so opening a checkpoint never runs code.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.io import atomic_open
+
+FORMAT = 1
+
+
+def capture_rng() -> dict:
+    """Every global RNG state, in weights_only-loadable types."""
+    version, state, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(rng: dict) -> None:
+    """Inverse of ``capture_rng``."""
+    py = rng["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    npy = rng["numpy"]
+    np.random.set_state((npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached"]))
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"]:
+        if torch.cuda.device_count() != len(rng["cuda"]):
+            raise ValueError(f"checkpoint holds RNG states of {len(rng['cuda'])} CUDA devices, "
+                             f"this process sees {torch.cuda.device_count()}")
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def save(path: str | Path, state: dict) -> None:
+    """Write atomically (utils.io.atomic_open): a kill at any moment leaves the previous file or the new one."""
+    with atomic_open(path, "wb") as f:
+        torch.save({"format": FORMAT, **state}, f)
+
+
+def load(path: str | Path) -> dict:
+    """Load a checkpoint on the CPU without executing code; a foreign or damaged file raises ValueError."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # torch raises several types for damaged or unsafe files
+        raise ValueError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a checkpoint of this repo (expected a dict with format {FORMAT})")
+    return ckpt
+
+
+def config_differences(saved: dict, current: dict, ignore=()) -> list[str]:
+    """Keys whose values differ between two config dicts, as 'key: saved -> current' lines."""
+    keys = sorted((set(saved) | set(current)) - set(ignore))
+    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
+
+
+def check_model_state(path, saved: dict, model_state: dict) -> None:
+    """Refuse a checkpoint whose tensors do not fit the model, naming the offending keys."""
+    missing = sorted(set(model_state) - set(saved))
+    extra = sorted(set(saved) - set(model_state))
+    shapes = sorted(k for k in set(saved) & set(model_state) if saved[k].shape != model_state[k].shape)
+    if missing or extra or shapes:
+        detail = [f"missing {missing[:5]}" if missing else "", f"unexpected {extra[:5]}" if extra else "",
+                  "shape mismatch " + ", ".join(f"{k} {tuple(saved[k].shape)} vs {tuple(model_state[k].shape)}"
+                                                for k in shapes[:5]) if shapes else ""]
+        raise ValueError(f"{path}: checkpoint does not fit this model: " + "; ".join(d for d in detail if d))

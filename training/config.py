@@ -1,0 +1,177 @@
+"""The training configuration: one frozen dataclass, every default commented, loaded from a YAML preset and flags.
+
+Resolution order: dataclass defaults < ``--config cfg/NAME.yaml`` (only the keys that differ) < command-line flags.
+Unknown keys and wrong types raise. The resolved config is printed, saved to ``config.yaml`` and checkpointed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from data.kitti_labels import KITTI_CLASSES
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # model
+    model: str = _f("cfg/yolov3-small-kitti.cfg", "darknet .cfg describing the architecture")
+    # data
+    data: str = _f("", "KITTI root (training/image_2, training/label_2, ImageSets); empty: the embedded "
+                       "synthetic KITTI-format set, generated once into --synthetic-cache")
+    synthetic_num: int = _f(640, "frames in the embedded synthetic set (half train, half val)")
+    synthetic_seed: int = _f(0, "seed of the embedded synthetic set (fixed, independent of --seed)")
+    synthetic_cache: str = _f(".cache/synthetic", "where the embedded synthetic set is generated")
+    train_split: str = _f("train", "split name (ImageSets/NAME.txt) or path to an id list")
+    val_split: str = _f("val", "split used for evaluation")
+    classes: tuple = _f(KITTI_CLASSES, "trained classes, comma-separated; other KITTI classes are ignore regions")
+    bad_labels: str = _f("error", "bad label lines: 'error' stops with file:line, 'skip' logs and counts them",
+                         choices=("error", "skip"))
+    cache: str = _f("ram", "'ram' keeps decoded frames in memory (PNG decoding dominates a CPU step)",
+                    choices=("none", "ram"))
+    # input and augmentation
+    img_size: tuple = _f((416, 128), "network input W,H in pixels, multiples of 32 (KITTI is ~3.3:1)")
+    multiscale: bool = _f(True, "draw the input size per block of batches from 0.75x-1.25x of --img-size")
+    scale_every: int = _f(10, "batches per multi-scale block")
+    flip_p: float = _f(0.5, "horizontal flip probability")
+    hsv: tuple = _f((0.0, 0.0, 0.0), "HSV jitter gains h,s,v (0 disables)")
+    # optimisation
+    epochs: int = _f(60, "training epochs")
+    batch_size: int = _f(8, "images per optimizer step per process (before accumulation)")
+    accumulate: int = _f(1, "batches accumulated per optimizer step")
+    lr: float = _f(0.002, "peak learning rate (SGD), reached after burn-in")
+    momentum: float = _f(0.9, "SGD momentum")
+    weight_decay: float = _f(5e-4, "SGD weight decay on conv weights (not on BN or biases)")
+    burn_in: int = _f(100, "optimizer steps of darknet burn-in: lr * (step / burn_in) ** 4")
+    schedule: str = _f("cosine", "decay after burn-in", choices=("cosine", "step"))
+    lr_steps: tuple = _f((0.8, 0.9), "step schedule: fractions of training where lr is multiplied by 0.1")
+    lr_final: float = _f(0.05, "cosine schedule: final lr as a fraction of --lr")
+    # reproducibility and hardware
+    seed: int = _f(202003, "run seed: weights init, shuffling, augmentation")
+    determinism: str = _f("strict", "strict: bit-reproducible; reference: the reference post's recipe; "
+                                    "off: cuDNN benchmark, no deterministic algorithms",
+                          choices=("strict", "reference", "off"))
+    fill_uninitialized_memory: bool = _f(True, "strict mode: keep deterministic mode's fill of torch.empty")
+    threads: int = _f(2, "torch CPU threads (fixed: the thread count is part of the CPU reproducibility key)")
+    device: str = _f("auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    amp: bool = _f(False, "bf16 autocast on CUDA")
+    channels_last: bool = _f(False, "channels_last memory format")
+    workers: int = _f(0, "DataLoader worker processes (results do not depend on it); 0 suits the RAM cache on 2 cores")
+    # evaluation
+    eval_every: int = _f(20, "evaluate on --val-split every E epochs and at the end (0: only at the end)")
+    eval_size: tuple = _f((), "evaluation input W,H (empty: --img-size)")
+    conf_thres: float = _f(0.005, "evaluation: minimum score kept before NMS")
+    iou_thres: float = _f(0.45, "evaluation: NMS IoU threshold")
+    max_det: int = _f(100, "evaluation: detections kept per frame")
+    # run bookkeeping
+    checkpoint_every: int = _f(0, "also write last.pt every N optimizer steps (0: only at epoch ends)")
+    fingerprint_every: int = _f(10, "hash the parameters into metrics.jsonl every N optimizer steps")
+    stop_after: int = _f(0, "stop after N optimizer steps as if interrupted (testing resume; 0: never)")
+
+
+TUPLE_TYPES = {"classes": str, "img_size": int, "hsv": float, "lr_steps": float, "eval_size": int}
+
+
+def parse_value(name: str, value, where: str):
+    """Cast a YAML or command-line value to the field's type; raise ValueError naming ``where`` otherwise."""
+    fld = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+    kind = TUPLE_TYPES.get(name)
+    try:
+        if kind is not None:
+            items = value.replace("x", ",").split(",") if isinstance(value, str) else list(value)
+            out = tuple(kind(v.strip() if isinstance(v, str) else v) for v in items if str(v).strip())
+        elif fld.type == "bool":
+            out = _parse_bool(value)
+        else:
+            out = {"int": int, "float": float, "str": str}[fld.type](value)
+            if fld.type == "int" and isinstance(value, float) and value != int(value):
+                raise ValueError(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {name} expects {fld.type if kind is None else 'a list of ' + kind.__name__}, "
+                         f"got {value!r}") from None
+    choices = fld.metadata.get("choices")
+    if choices and out not in choices:
+        raise ValueError(f"{where}: {name} must be one of {', '.join(choices)}, got {out!r}")
+    return out
+
+
+def _parse_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def load_yaml(path: str | Path) -> dict:
+    """A preset: a mapping of TrainConfig keys (safe_load only: a config never executes code)."""
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)}")
+    return {k: parse_value(k, v, str(path)) for k, v in raw.items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per config field, documented with its default; unset flags stay None (= not overriding)."""
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
+        meta = f.metadata
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.type.upper(),
+                            help=f"{meta['help']} (default: {default})")
+
+
+def resolve(args: argparse.Namespace, preset: str | None = None, base: TrainConfig | None = None) -> TrainConfig:
+    """Defaults (or ``base``) < preset YAML < flags given on the command line."""
+    values = dataclasses.asdict(base) if base is not None else {}
+    values.update(load_yaml(preset) if preset else {})
+    for f in dataclasses.fields(TrainConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = parse_value(f.name, given, "--" + f.name.replace("_", "-"))
+    return validate(TrainConfig(**values))
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Cross-field checks that types alone cannot express."""
+    sizes = [("img_size", cfg.img_size)] + ([("eval_size", cfg.eval_size)] if cfg.eval_size else [])
+    for name, size in sizes:
+        if len(size) != 2 or any(v <= 0 or v % 32 for v in size):
+            raise ValueError(f"{name} must be W,H with positive multiples of 32, got {size}")
+    positive = ("epochs", "batch_size", "accumulate", "threads", "scale_every", "max_det", "fingerprint_every")
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("workers", "burn_in", "eval_every", "checkpoint_every", "stop_after"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if not cfg.classes:
+        raise ValueError("classes must name at least one class")
+    return cfg
+
+
+def to_dict(cfg: TrainConfig) -> dict:
+    """Plain types only (lists for tuples), as written to config.yaml and the checkpoint."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def from_dict(values: dict) -> TrainConfig:
+    """Inverse of ``to_dict``; unknown keys raise."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(unknown)}")
+    return validate(TrainConfig(**{k: parse_value(k, v, "config") for k, v in values.items()}))

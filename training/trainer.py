@@ -1,0 +1,168 @@
+"""One training run: the Trainer holds model, optimizer, position, best score and the metrics log, and runs the
+epoch loop with checkpoints, evaluations and the final summary. Under DDP only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from evaluation.evaluate import evaluate
+from evaluation.metrics import HEADLINE_NAME, headline
+from training import build, checkpoint
+from training.board import open_board
+from training.config import TrainConfig, to_dict
+from training.optim import make_optimizer
+from training.run_dir import MetricsLog, plot_training_loss, read_metrics, step_losses, truncate_metrics
+from training.step import NonFiniteLoss, Position, train_steps
+from utils.distributed import Dist
+from utils.fingerprint import losses_sha256, weights_sha256
+from utils.io import write_json
+from utils.progress import Progress
+
+# Config keys that may change between a checkpoint and its resumption without changing what is computed.
+RESUME_FREE_KEYS = ("workers", "stop_after", "checkpoint_every", "eval_every", "device")
+
+
+def _silent(*_args) -> None:
+    """The log of ranks other than 0."""
+
+
+class Trainer:
+    """Everything one run carries from step to step.
+
+    Attributes:
+        pos: where training stands (epoch, optimizer step, batch within the epoch).
+        best: {"headline", "step", "epoch"} of the best evaluation so far (best.pt), or None.
+        final: the metrics of the latest evaluation, or None.
+        last_ckpt: path of the latest last.pt written, or None.
+        metrics: metrics.jsonl (rank 0, while ``fit`` runs), else None.
+    """
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device, dist: Dist = Dist(), log=print):
+        self.cfg, self.run_dir, self.device, self.dist = cfg, Path(run_dir), device, dist
+        self.log = log if dist.is_main else _silent
+        self.train_set, self.val_set = build.datasets(cfg)
+        self.model = build.model(cfg, device)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.steps_per_epoch = build.steps_per_epoch(cfg, self.train_set, dist)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.pos, self.best, self.final, self.last_ckpt, self.metrics = Position(), None, None, None, None
+
+    def resume(self, path: str | Path) -> None:
+        """Continue from a checkpoint of this run: model, optimizer, position, best score and RNG states; the
+        metrics log is cut back to the checkpoint's step, since every later line will be written again."""
+        ckpt = checkpoint.load(path)
+        if ckpt["world_size"] != self.dist.world_size:
+            raise ValueError(f"{path}: written by {ckpt['world_size']} process(es), resumed with "
+                             f"{self.dist.world_size}: the world size is part of the reproducibility key")
+        differing = checkpoint.config_differences(ckpt["config"], to_dict(self.cfg), ignore=RESUME_FREE_KEYS)
+        if differing:
+            raise ValueError(f"{path}: checkpoint was written with another config; differing keys:\n  "
+                             + "\n  ".join(differing))
+        checkpoint.check_model_state(path, ckpt["model"], self.model.state_dict())
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        checkpoint.restore_rng(ckpt["rng"][min(self.dist.rank, len(ckpt["rng"]) - 1)])
+        self.pos = Position(epoch=ckpt["epoch"], step=ckpt["step"], batch=ckpt["batch"])
+        self.best, self.last_ckpt = ckpt["best"], str(path)
+        if self.dist.is_main:
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.pos.step)
+        self.log(f"resuming {path} at step {self.pos.step} (epoch {self.pos.epoch}, batch {self.pos.batch})")
+
+    def fit(self) -> dict:
+        """Train to the end and return the summary (also summary.json); with --stop-after, stop at that step with
+        a checkpoint and return ``{"stopped_at_step": N}``."""
+        if self.pos.step == 0:
+            self.log(self.model.summary())
+        ddp_model = self.dist.wrap(self.model)
+        if self.dist.is_main:
+            self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", mirror=open_board(self.run_dir))
+        progress = Progress(self.dist.is_main, self.log)
+        tic = time.perf_counter()
+        try:
+            for epoch in range(self.pos.epoch, self.cfg.epochs):
+                if not self._train_epoch(ddp_model, epoch, progress):
+                    self.log(f"stopped after optimizer step {self.pos.step} as asked (--stop-after); resume with "
+                             f"--resume {self.run_dir / 'last.pt'}")
+                    return {"stopped_at_step": self.pos.step}
+                self.pos.epoch, self.pos.batch = epoch + 1, 0
+                self.save("last.pt")
+                if self._eval_due(epoch):
+                    self.evaluate()
+        except NonFiniteLoss as exc:
+            raise NonFiniteLoss(f"{exc}; last good checkpoint: {self.last_ckpt or 'none written yet'}") from None
+        finally:
+            progress.close()
+            if self.metrics:
+                self.metrics.close()
+        return self._finish(time.perf_counter() - tic)
+
+    def _train_epoch(self, ddp_model, epoch: int, progress: Progress) -> bool:
+        """The rest of ``epoch``; False when --stop-after was reached (after writing last.pt)."""
+        cfg = self.cfg
+        self.pos.epoch = epoch
+        loader = build.train_loader(cfg, self.train_set, epoch, self.pos.batch, self.dist)
+        progress.start_epoch(epoch, cfg.epochs)
+        for record in train_steps(ddp_model, self.model.heads, self.optimizer, loader, self.pos, cfg,
+                                  self.total_steps, self.device, self.dist.mean):
+            if self.metrics:
+                self.metrics.write(record)
+            progress.step(record, self.steps_per_epoch)
+            if cfg.stop_after and self.pos.step >= cfg.stop_after:
+                self.save("last.pt")
+                return False
+            if cfg.checkpoint_every and self.pos.step % cfg.checkpoint_every == 0:
+                self.save("last.pt")
+        return True
+
+    def _eval_due(self, epoch: int) -> bool:
+        last = epoch + 1 == self.cfg.epochs
+        return last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)
+
+    def evaluate(self) -> None:
+        """Score the model on the val split (every rank predicts a shard); rank 0 logs it and keeps best.pt."""
+        result = evaluate(self.model, self.val_set, build.predict_settings(self.cfg), self.device, self.dist)
+        if not self.dist.is_main:
+            return
+        score = headline(result)
+        self.metrics.write({"type": "eval", "step": self.pos.step, "epoch": self.pos.epoch, "headline": score,
+                            **result})
+        self.log(f"epoch {self.pos.epoch}: {HEADLINE_NAME} = {score:.2f}, COCO mAP@0.5 = "
+                 f"{result['coco']['mAP50']:.2f}")
+        self.final = result
+        if self.best is None or score > self.best["headline"]:
+            self.best = {"headline": score, "step": self.pos.step, "epoch": self.pos.epoch}
+            self.save("best.pt", all_ranks=False)
+
+    def save(self, name: str, all_ranks: bool = True) -> None:
+        """Write a checkpoint from rank 0. With ``all_ranks`` (every rank calls it) it holds each rank's RNG state."""
+        rngs = self.dist.gather(checkpoint.capture_rng()) if all_ranks else [checkpoint.capture_rng()]
+        if not self.dist.is_main:
+            return
+        if self.metrics:
+            self.metrics.sync()
+        path = self.run_dir / name
+        checkpoint.save(path, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": {"kind": self.cfg.schedule, "step": self.pos.step},
+            "epoch": self.pos.epoch, "step": self.pos.step, "batch": self.pos.batch,
+            "config": to_dict(self.cfg), "rng": rngs, "world_size": self.dist.world_size, "best": self.best,
+        })
+        if name == "last.pt":
+            self.last_ckpt = str(path)
+
+    def _finish(self, seconds: float) -> dict:
+        """summary.json with the final metrics and both fingerprints (rank 0), returned on every rank."""
+        summary = {"weights_sha256": weights_sha256(self.model.state_dict())}
+        if self.dist.is_main:
+            records = read_metrics(self.run_dir / "metrics.jsonl")
+            losses = step_losses(records)
+            plot_training_loss([r for r in records if r.get("type") == "train"], self.run_dir / "loss.png")
+            summary.update({
+                "losses_sha256": losses_sha256(losses), "steps": len(losses), "train_seconds": round(seconds, 1),
+                "final": self.final, "best": self.best, "run_dir": str(self.run_dir),
+            })
+            write_json(self.run_dir / "summary.json", summary)
+        return summary

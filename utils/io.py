@@ -1,0 +1,64 @@
+"""File output, in one place: every file the repo writes goes through ``atomic_open``.
+
+A write goes to a temporary file in the target's folder, is flushed and fsynced, then renamed over the target and
+the folder fsynced. A crash, a kill or a full disk at any moment leaves the old file or the new one, never a torn
+one; on failure the temporary file is removed, so nothing is left behind either.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb"):
+    """Open ``path`` for writing (``"wb"`` or ``"w"``); the file appears under its name only if the block succeeds."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open writes whole files: mode 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (the directory entry), not only the file's bytes."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Pretty-printed JSON with a final newline."""
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_yaml(path: str | Path, obj) -> None:
+    """YAML in insertion order (``safe_dump``: plain types only)."""
+    write_text(path, yaml.safe_dump(obj, sort_keys=False))
