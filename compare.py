@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from utils.errors import UserError, run_cli
+
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
@@ -32,13 +34,13 @@ def main(args: argparse.Namespace) -> int:
         print(format_audit(rows))
         return 0 if all(r["identical"] for r in rows) else 1
     if len(args.runs) < 2:
-        raise ValueError("give at least two run directories (or --audit CKPT)")
+        raise UserError("give at least two run directories (or --audit CKPT)")
     from experiment.comparison import incompatibilities, load_run
     from experiment.report import write_report
     runs = [load_run(p) for p in args.runs]
     problems = incompatibilities(runs)
     if problems and not args.force:
-        raise ValueError("runs are not comparable (use --force to compare anyway); differing keys:\n  "
+        raise UserError("runs are not comparable (use --force to compare anyway); differing keys:\n  "
                          + "\n  ".join(problems))
     out = Path(args.out) if args.out else _common_parent([r.path for r in runs])
     result = write_report(out, runs)
@@ -53,8 +55,4 @@ def _common_parent(paths: list[Path]) -> Path:
 
 
 if __name__ == "__main__":
-    parsed = get_args_parser().parse_args()
-    try:
-        sys.exit(main(parsed))
-    except ValueError as exc:
-        sys.exit(f"error: {exc}")
+    sys.exit(run_cli(main, get_args_parser().parse_args(), "compare.py"))

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import cv2
 
+from utils.errors import UserError, run_cli
+
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help)
     parser.add_argument("--weights", required=True, help="checkpoint (runs/NAME/best.pt)")
     parser.add_argument("--source", required=True, type=Path, help="a PNG/JPEG image or a directory of them")
-    parser.add_argument("--out", required=True, type=Path, help="output directory: drawn images + <id>.txt")
+    parser.add_argument("--out", required=True, type=Path, help="output directory: drawn images + <id>.txt (new, "
+                                                                 "empty, or an earlier detect.py output)")
     parser.add_argument("--conf-thres", type=float, default=0.25, help="minimum score drawn and written")
     parser.add_argument("--iou-thres", type=float, default=None, help="NMS IoU threshold (default: the run's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the run's)")
@@ -27,10 +30,10 @@ def images_of(source: Path) -> list[Path]:
     if source.is_dir():
         found = sorted(p for p in source.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         if not found:
-            raise ValueError(f"{source}: no .png/.jpg images")
+            raise UserError(f"{source}: no .png/.jpg images")
         return found
     if not source.is_file():
-        raise ValueError(f"{source}: no such image or directory")
+        raise UserError(f"{source}: no such image or directory")
     return [source]
 
 
@@ -48,12 +51,13 @@ def main(args) -> None:
     from evaluation.predict import detect_image
     from evaluation.results import write_results
     from training import build
-    from utils.io import write_bytes
+    from utils.io import claim_output_dir, write_bytes
     model, cfg, device, _ = build.from_checkpoint(args.weights, conf_thres=args.conf_thres,
                                                   iou_thres=args.iou_thres, device=args.device)
     settings = build.predict_settings(cfg)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path in images_of(args.source):
+    images = images_of(args.source)
+    claim_output_dir(args.out, "detect.py", inputs=[args.source])
+    for path in images:
         image = decode_image(path)
         frame = detect_image(model, image, settings, device, cfg.classes)
         write_results(args.out, [path.stem], [(frame.names, frame.boxes, frame.scores)],
@@ -65,7 +69,4 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(get_args_parser().parse_args())
-    except ValueError as exc:
-        sys.exit(f"detect.py: error: {exc}")
+    sys.exit(run_cli(main, get_args_parser().parse_args(), "detect.py"))

@@ -21,11 +21,12 @@ import logging
 import sys
 from pathlib import Path
 
-from data.kitti import read_split
-from data.kitti_labels import KITTI_CLASSES, KittiFormatError
+from data.kitti import IMAGE_DIR, LABEL_DIR, read_split
+from data.kitti_labels import KITTI_CLASSES
 from evaluation.metrics import evaluate_frames, format_metrics, plot_pr_curves
 from evaluation.results import label_ids, read_labels, read_results, write_results
-from utils.io import write_json
+from utils.errors import UserError, run_cli
+from utils.io import claim_output_dir, write_json
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -44,7 +45,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--iou-thres", type=float, help="model mode: NMS IoU threshold")
     parser.add_argument("--max-det", type=int, help="model mode: detections kept per frame")
     parser.add_argument("--device", help="model mode: cpu or cuda (default: the checkpoint's)")
-    parser.add_argument("--classes", nargs="+", default=list(KITTI_CLASSES),
+    parser.add_argument("--classes", nargs="+", default=list(KITTI_CLASSES), choices=KITTI_CLASSES, metavar="CLASS",
                         help="COCO categories (the model's class list); KITTI AP for Car/Pedestrian/Cyclist among "
                              "them (default: the 8 KITTI classes)")
     return parser
@@ -55,7 +56,11 @@ def main(args) -> dict:
     if args.weights:
         return main_weights(args)
     if args.labels is None or args.json is None:
-        raise KittiFormatError("--results needs --labels and --json")
+        raise UserError("--results needs --labels and --json")
+    for folder in (args.labels, args.results):
+        if args.json.resolve().parent == folder.resolve():
+            raise UserError(f"{args.json}: --json would write into the input folder {folder}; outputs never land "
+                            "on inputs, choose another path")
     ids = read_split(".", args.split) if args.split else label_ids(args.labels)
     gt = read_labels(args.labels, ids)
     dt = read_results(args.results, ids)
@@ -74,7 +79,8 @@ def main_weights(args) -> dict:
     dataset = build.dataset(cfg, args.split or cfg.val_split, cache="none")
     frames = predict(model, dataset, build.predict_settings(cfg), device)
     dt = [frames[i] for i in range(len(dataset))]
-    out = args.out or Path(args.weights).parent / "eval"
+    out = claim_output_dir(args.out or Path(args.weights).parent / "eval", "eval.py",
+                           inputs=[dataset.root / LABEL_DIR, dataset.root / IMAGE_DIR])
     write_results(out / "results", dataset.ids, [(d.names, d.boxes, d.scores) for d in dt])
     metrics, curves = evaluate_frames([dataset.labels[i] for i in range(len(dataset))], dt, list(cfg.classes),
                                       return_curves=True)
@@ -94,7 +100,4 @@ def write_report(metrics: dict, curves: dict, json_path: Path) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main(get_args_parser().parse_args())
-    except (KittiFormatError, FileNotFoundError) as exc:  # bad input: the message names the file (and line)
-        sys.exit(f"eval.py: error: {exc}")
+    sys.exit(run_cli(main, get_args_parser().parse_args(), "eval.py"))

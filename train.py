@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from training import config as config_lib
+from utils.errors import UserError, run_cli
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -38,7 +39,7 @@ def resolve_config(args: argparse.Namespace) -> config_lib.TrainConfig:
     """Defaults < --config < flags; on --resume the checkpoint's config replaces the defaults and preset."""
     if args.resume:
         if args.config:
-            raise ValueError("--resume takes the config from the checkpoint; do not pass --config")
+            raise UserError("--resume takes the config from the checkpoint; do not pass --config")
         from training import checkpoint
         saved = config_lib.from_dict(checkpoint.load(args.resume)["config"])
         # --stop-after describes the interrupted invocation, not the run: a resumed run goes on unless told again.
@@ -47,6 +48,8 @@ def resolve_config(args: argparse.Namespace) -> config_lib.TrainConfig:
 
 
 def main(args: argparse.Namespace) -> dict:
+    if args.repeat < 1:
+        raise UserError(f"--repeat must be >= 1, got {args.repeat}")
     cfg = resolve_config(args)
     if args.repeat > 1 or args.seeds:
         from experiment.grid import run_grid
@@ -60,8 +63,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    parsed = get_args_parser().parse_args()
-    try:
-        main(parsed)
-    except (ValueError, FileNotFoundError) as exc:
-        sys.exit(f"error: {exc}")
+    sys.exit(run_cli(main, get_args_parser().parse_args(), "train.py"))

@@ -94,6 +94,7 @@ def run_child(spec: dict) -> dict:
     cfg = train_config(spec)
     switches, device = build.process(cfg)
     import torch
+
     from training.optim import make_optimizer
     from training.step import Position, train_steps
     from utils.environment import environment

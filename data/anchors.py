@@ -11,13 +11,15 @@ prints a darknet ``anchors = ...`` line and the mean best IoU of the labels with
 from __future__ import annotations
 
 import argparse
-import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from data.kitti import image_size
 from data.kitti_labels import KITTI_CLASSES, read_label_file
 from utils.boxes import wh_iou
+from utils.errors import UserError, run_cli
 
 
 def _init_plus_plus(wh: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -43,10 +45,10 @@ def kmeans_anchors(wh: np.ndarray, k: int, seed: int, max_iter: int = 1000) -> n
     """
     wh = np.asarray(wh, dtype=np.float64)
     if wh.ndim != 2 or wh.shape[1] != 2 or not (wh > 0).all():
-        raise ValueError(f"wh must be (N, 2) positive widths and heights, got shape {wh.shape}")
+        raise UserError(f"wh must be (N, 2) positive widths and heights, got shape {wh.shape}")
     distinct = len(np.unique(wh, axis=0))
     if distinct < k:
-        raise ValueError(f"{distinct} distinct box shapes cannot make {k} anchors")
+        raise UserError(f"{distinct} distinct box shapes cannot make {k} anchors")
     wh = wh[np.lexsort((wh[:, 1], wh[:, 0]))]
     centers = _init_plus_plus(wh, k, np.random.default_rng(seed))
     for _ in range(max_iter):
@@ -69,15 +71,6 @@ def letterbox_scale(frame_size: tuple[int, int], input_size: tuple[int, int]) ->
     return min(input_size[0] / frame_size[0], input_size[1] / frame_size[1])
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk, without decoding the image."""
-    with open(path, "rb") as f:
-        head = f.read(24)
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise ValueError(f"{path}: not a PNG file")
-    return struct.unpack(">II", head[16:24])
-
-
 def read_box_sizes(label_dir: Path, image_dir: Path, input_size: tuple[int, int],
                    classes: tuple[str, ...]) -> np.ndarray:
     """Widths and heights ``(N, 2)`` in input pixels of every ``classes`` box in ``label_dir/*.txt``.
@@ -86,7 +79,7 @@ def read_box_sizes(label_dir: Path, image_dir: Path, input_size: tuple[int, int]
     """
     label_files = sorted(label_dir.glob("*.txt"))
     if not label_files:
-        raise ValueError(f"{label_dir}: no label files (*.txt)")
+        raise UserError(f"{label_dir}: no label files (*.txt)")
     sizes = []
     for label_file in label_files:
         labels = read_label_file(label_file)
@@ -94,10 +87,10 @@ def read_box_sizes(label_dir: Path, image_dir: Path, input_size: tuple[int, int]
         if not keep.any():
             continue
         boxes = labels.boxes[keep]
-        scale = letterbox_scale(png_size(image_dir / f"{label_file.stem}.png"), input_size)
+        scale = letterbox_scale(image_size(image_dir / f"{label_file.stem}.png"), input_size)
         sizes.append((boxes[:, 2:4] - boxes[:, 0:2]) * scale)
     if not sizes:
-        raise ValueError(f"{label_dir}: no boxes of classes {', '.join(classes)}")
+        raise UserError(f"{label_dir}: no boxes of classes {', '.join(classes)}")
     return np.concatenate(sizes)
 
 
@@ -124,7 +117,7 @@ def main(args: argparse.Namespace) -> str:
     classes = tuple(args.classes.split(","))
     unknown = sorted(set(classes) - set(KITTI_CLASSES))
     if unknown:
-        raise ValueError(f"unknown classes {unknown} (expected some of {', '.join(KITTI_CLASSES)})")
+        raise UserError(f"unknown classes {unknown} (expected some of {', '.join(KITTI_CLASSES)})")
     image_dir = args.images if args.images is not None else args.labels.parent / "image_2"
     wh = read_box_sizes(args.labels, image_dir, (args.width, args.height), classes)
     anchors = kmeans_anchors(wh, args.num, args.seed)
@@ -137,4 +130,4 @@ def main(args: argparse.Namespace) -> str:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    sys.exit(run_cli(main, get_args_parser().parse_args(), "data.anchors"))

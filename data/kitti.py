@@ -8,12 +8,15 @@ Layout (``ROOT`` as passed by ``--data``)::
 """
 from __future__ import annotations
 
+import logging
+import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from data.kitti_labels import DONTCARE, KITTI_CLASSES, KittiFormatError, read_label_file
+from data.kitti_labels import DONTCARE, KITTI_CLASSES, FrameLabels, KittiFormatError, read_label_file
+from utils.errors import UserError
 
 
 def split_path(root: str | Path, split: str) -> Path:
@@ -48,9 +51,20 @@ def read_split(root: str | Path, split: str) -> list[str]:
     return [frame_id for frame_id, _ in read_split_lines(root, split)]
 
 
+LOG = logging.getLogger(__name__)
 IMAGE_DIR = Path("training") / "image_2"
 LABEL_DIR = Path("training") / "label_2"
 CACHE_MODES = ("none", "ram")
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of a frame: from a PNG's IHDR chunk without decoding it, else by decoding."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    height, width = decode_image(path).shape[:2]
+    return width, height
 
 
 def decode_image(path: str | Path) -> np.ndarray:
@@ -93,12 +107,28 @@ class KittiDataset:
         self.skipped: list[str] = []
         # Objects of KITTI classes outside `classes` (e.g. Van when training Car only) are kept, not errors.
         known = tuple(dict.fromkeys(KITTI_CLASSES + self.classes))
-        self.labels = [read_label_file(self.label_path(i), known, bad_lines=bad_labels, skipped=self.skipped)
+        self.labels = [self._inside_image(i, read_label_file(self.label_path(i), known, bad_lines=bad_labels,
+                                                             skipped=self.skipped), bad_labels)
                        for i in range(len(self.ids))]
         self._cache = [decode_image(self.image_path(i)) for i in range(len(self.ids))] if cache == "ram" else None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def _inside_image(self, i: int, labels: FrameLabels, bad_labels: str) -> FrameLabels:
+        """``labels`` without objects whose box lies entirely outside the image: a wrong label, an error unless
+        ``bad_labels="skip"`` (training would drop it silently, evaluation count it as unmatchable ground truth)."""
+        width, height = image_size(self.image_path(i))
+        x1, y1, x2, y2 = labels.boxes.T
+        outside = (x1 >= width) | (y1 >= height) | (x2 <= 0) | (y2 <= 0)
+        for k in np.flatnonzero(outside):
+            message = (f"{self.label_path(i)}:{labels.lines[k]}: box {' '.join(f'{v:g}' for v in labels.boxes[k])} "
+                       f"lies entirely outside the {width}x{height} image")
+            if bad_labels == "error":
+                raise KittiFormatError(f"{message} (fix the line, or pass --bad-labels skip)")
+            LOG.warning("skipping bad line: %s", message)
+            self.skipped.append(message)
+        return labels.select(~outside) if outside.any() else labels
 
     def image_path(self, i: int) -> Path:
         return self.root / IMAGE_DIR / f"{self.ids[i]}.png"
@@ -122,9 +152,9 @@ class KittiDataset:
 def _check_classes(classes) -> tuple[str, ...]:
     classes = tuple(classes)
     if not classes or not all(isinstance(c, str) and c for c in classes):
-        raise ValueError(f"classes must be a non-empty sequence of class names, got {classes!r}")
+        raise UserError(f"classes must be a non-empty sequence of class names, got {classes!r}")
     if len(set(classes)) != len(classes) or DONTCARE in classes:
-        raise ValueError(f"classes must be unique and exclude {DONTCARE}, got {classes!r}")
+        raise UserError(f"classes must be unique and exclude {DONTCARE}, got {classes!r}")
     return classes
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.errors import UserError
 from utils.io import write_text
 
 LOG = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ LABEL_FIELDS = 15
 RESULT_FIELDS = 16
 
 
-class KittiFormatError(ValueError):
+class KittiFormatError(UserError):
     """A label, result or split file that does not follow the KITTI format; names file, line and expectation."""
 
 
@@ -59,6 +60,15 @@ class FrameLabels:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def select(self, keep: np.ndarray) -> FrameLabels:
+        """The objects where the bool mask ``keep`` (K,) is True; DontCare regions unchanged."""
+        return FrameLabels(names=tuple(n for n, k in zip(self.names, keep) if k), truncated=self.truncated[keep],
+                           occluded=self.occluded[keep], alpha=self.alpha[keep], boxes=self.boxes[keep],
+                           dimensions=self.dimensions[keep], location=self.location[keep],
+                           rotation_y=self.rotation_y[keep],
+                           scores=None if self.scores is None else self.scores[keep], dontcare=self.dontcare,
+                           lines=self.lines[keep])
 
 
 def _parse_line(text: str, where: str, num_fields: int) -> tuple[str, np.ndarray]:

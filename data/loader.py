@@ -25,7 +25,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from data.transforms import NO_AUGMENT, AugmentConfig, Letterbox, augment, check_input_size
+from data.transforms import (
+    NO_AUGMENT,
+    AugmentConfig,
+    Letterbox,
+    augment,
+    check_input_size,
+)
+from utils.errors import UserError
 from utils.seed import reference_worker_init
 
 SAMPLE, SHUFFLE, SCALE = 0, 1, 2  # stream tags of the random keys above
@@ -86,7 +93,8 @@ class ShardedBatchSampler(Sampler):
         n = self.num_samples
         self.batches_per_epoch = n // per_global if drop_last else math.ceil(n / per_global)
         if self.batches_per_epoch == 0:
-            raise ValueError(f"{n} samples do not fill one global batch of {batch_size} x {world_size}")
+            raise UserError(f"{n} samples do not fill one global batch of {batch_size} x {world_size} (use a smaller "
+                            "--batch-size or more frames)")
         stream_rng(seed, SHUFFLE, 0, 0)  # validates the seed now rather than at the first epoch
         self.set_epoch(epoch, start_batch)
 

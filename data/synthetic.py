@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,9 +31,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.synthetic_scene import (CAM_HEIGHT, FOCAL, SIDEWALK, Street, add_noise, draw_background, draw_shadow,
-                                  sample_street)
+from data.synthetic_scene import (
+    CAM_HEIGHT,
+    FOCAL,
+    SIDEWALK,
+    Street,
+    add_noise,
+    draw_background,
+    draw_shadow,
+    sample_street,
+)
 from data.synthetic_sprites import Painter, draw_sprite
+from utils.errors import UserError, run_cli
 from utils.io import write_text
 
 LOG = logging.getLogger(__name__)
@@ -259,9 +269,9 @@ def generate(out_dir: str | Path, num: int, seed: int, val_fraction: float = 0.5
     """Write ``num`` frames, the train/val split and MANIFEST.json (last) into an empty or new ``out_dir``."""
     out = Path(out_dir)
     if num < 2 or not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"need num >= 2 and 0 < val_fraction < 1 (both splits non-empty), got {num}, {val_fraction}")
+        raise UserError(f"need num >= 2 and 0 < val_fraction < 1 (both splits non-empty), got {num}, {val_fraction}")
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: not empty; generate writes a fresh dataset into an empty or new directory")
+        raise UserError(f"{out}: not empty; generate writes a fresh dataset into an empty or new directory")
     image_dir, label_dir = out / "training" / "image_2", out / "training" / "label_2"
     image_dir.mkdir(parents=True)
     label_dir.mkdir(parents=True)
@@ -352,4 +362,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    sys.exit(run_cli(main, get_args_parser().parse_args(), "data.synthetic"))

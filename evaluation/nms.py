@@ -16,6 +16,12 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
 
+from utils.errors import UserError
+
+
+class NonFiniteOutput(UserError):
+    """The model's outputs hold NaN or inf: its weights diverged."""
+
 
 @dataclass(frozen=True)
 class Detections:
@@ -51,7 +57,8 @@ def postprocess(decoded: Tensor, conf_thres: float = 0.005, iou_thres: float = 0
     if decoded.dim() != 3 or decoded.shape[-1] < 6:
         raise ValueError(f"decoded must be (N, K, 5+C) with C >= 1, got shape {tuple(decoded.shape)}")
     if not torch.isfinite(decoded).all():
-        raise ValueError("decoded candidates contain NaN or inf (a diverged model?); cannot rank them")
+        raise NonFiniteOutput("the model's outputs contain NaN or inf (its weights diverged: train again with a lower "
+                        "--lr); detections cannot be ranked")
     decoded = decoded.detach().float().cpu()
     return [_postprocess_image(image, conf_thres, iou_thres, max_det) for image in decoded]
 

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from data.kitti_labels import KITTI_CLASSES, FrameLabels, detections_frame, read_label_file, write_result_file
+from data.kitti_labels import (
+    KITTI_CLASSES,
+    FrameLabels,
+    detections_frame,
+    read_label_file,
+    write_result_file,
+)
 from utils.boxes import clip_boxes
 
 LOG = logging.getLogger(__name__)

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from training.config import OPERATIONAL_KEYS, config_differences
 from training.run_dir import read_metrics
 from utils.environment import reproducibility_key
+from utils.errors import UserError
 
 SEED_KEY = "seed"
 
@@ -42,7 +44,7 @@ def load_run(path: str | Path) -> RunRecord:
     path = Path(path)
     for name in ("config.yaml", "env.json", "metrics.jsonl", "summary.json"):
         if not (path / name).is_file():
-            raise ValueError(f"{path}: not a finished run directory (no {name})")
+            raise UserError(f"{path}: not a finished run directory (no {name})")
     with open(path / "config.yaml") as f:
         config = yaml.safe_load(f)
     records = read_metrics(path / "metrics.jsonl")
@@ -52,14 +54,13 @@ def load_run(path: str | Path) -> RunRecord:
 
 
 def incompatibilities(runs: list[RunRecord]) -> list[str]:
-    """Differing config keys (seed aside) and environment keys against the first run, one line each."""
+    """Differing config keys (seed and operational keys aside, e.g. --stop-after or --workers, which do not change
+    what a run computes) and environment keys against the first run, one line each."""
     first = runs[0]
     problems = []
     for other in runs[1:]:
-        for key in sorted(set(first.config) | set(other.config)):
-            if key != SEED_KEY and first.config.get(key) != other.config.get(key):
-                problems.append(f"config {key}: {first.name}={first.config.get(key)!r} "
-                                f"{other.name}={other.config.get(key)!r}")
+        for line in config_differences(first.config, other.config, ignore=OPERATIONAL_KEYS + (SEED_KEY,)):
+            problems.append(f"config {line} ({first.name} -> {other.name})")
         a, b = reproducibility_key(first.env), reproducibility_key(other.env)
         for key in sorted(a):
             if a[key] != b.get(key):

@@ -14,6 +14,7 @@ from experiment.comparison import load_run
 from experiment.report import write_report
 from training.config import TrainConfig, to_dict
 from training.run_dir import new_run_dir, write_config
+from utils.errors import UserError
 from utils.io import write_yaml
 
 TRAIN = Path(__file__).resolve().parents[1] / "train.py"
@@ -25,18 +26,16 @@ def parse_seeds(text: str | None, default: int) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"--seeds expects comma-separated integers, got {text!r}") from None
+        raise UserError(f"--seeds expects comma-separated integers, got {text!r}") from None
     if len(set(seeds)) != len(seeds) or not seeds:
-        raise ValueError(f"--seeds must list distinct seeds, got {text!r}")
+        raise UserError(f"--seeds must list distinct seeds, got {text!r}")
     return seeds
 
 
 def run_grid(args, cfg: TrainConfig, log=print) -> dict:
     """Train every (seed, repeat) in a fresh process under runs/NAME/, then write the comparison there."""
     if args.resume:
-        raise ValueError("--repeat/--seeds start new runs; they cannot be combined with --resume")
-    if args.repeat < 1:
-        raise ValueError(f"--repeat must be >= 1, got {args.repeat}")
+        raise UserError("--repeat/--seeds start new runs; they cannot be combined with --resume")
     seeds = parse_seeds(args.seeds, cfg.seed)
     group = new_run_dir(args.project, args.name)
     write_config(group, to_dict(cfg))
@@ -60,4 +59,4 @@ def _train_child(group: Path, name: str, cfg: TrainConfig) -> None:
     cmd = [sys.executable, str(TRAIN), "--config", str(preset), "--project", str(group), "--name", name]
     done = subprocess.run(cmd)
     if done.returncode:
-        raise RuntimeError(f"training run {group / name} failed with exit code {done.returncode}: {' '.join(cmd)}")
+        raise UserError(f"training run {group / name} failed (exit code {done.returncode}; its error is printed above)")

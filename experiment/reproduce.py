@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiment.comparison import first_divergence, incompatibilities, load_run, loss_differences
+from experiment.comparison import (
+    first_divergence,
+    incompatibilities,
+    load_run,
+    loss_differences,
+)
 
 
 def earlier_matches(run_dir: Path) -> list[Path]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.layers import ACTIVATIONS
+from utils.errors import UserError
 
 REQUIRED = object()  # schema default of a key that the cfg must set
 
@@ -24,7 +25,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def _activation(text: str) -> str:
     if text not in ACTIVATIONS:
-        raise ValueError(text)
+        raise UserError(text)
     return text
 
 
@@ -39,7 +40,7 @@ SCHEMA = {
     "net": {"width": (int, REQUIRED), "height": (int, REQUIRED), "channels": (int, 3), "policy": (str, "constant"),
             "steps": (_ints, None), "scales": (_floats, None),
             **{k: (float, None) for k in _NET_FLOATS}, **{k: (int, None) for k in _NET_INTS}},
-    "convolutional": {"batch_normalize": (int, 0), "filters": (int, 1), "size": (int, 1), "stride": (int, 1),
+    "convolutional": {"batch_normalize": (int, 0), "filters": (int, REQUIRED), "size": (int, 1), "stride": (int, 1),
                       "pad": (int, 0), "padding": (int, 0), "activation": (_activation, "logistic")},
     "shortcut": {"from": (int, REQUIRED), "activation": (_activation, "linear")},
     "route": {"layers": (_ints, REQUIRED)},
@@ -71,13 +72,13 @@ class Block:
             return self.options[key]
         default = SCHEMA[self.type][key][1]
         if default is REQUIRED:
-            raise ValueError(f"{self.where()}: [{self.type}] is missing the required key {key!r}")
+            raise UserError(f"{self.where()}: [{self.type}] is missing the required key {key!r}")
         return default
 
-    def error(self, key: str | None, message: str) -> ValueError:
-        """ValueError ``file:line: [type] key = value: message`` naming the offending text."""
+    def error(self, key: str | None, message: str) -> UserError:
+        """UserError ``file:line: [type] key = value: message`` naming the offending text."""
         text = f" {key} = {self.raw[key]}:" if key in self.raw else ""
-        return ValueError(f"{self.where(key)}: [{self.type}]{text} {message}")
+        return UserError(f"{self.where(key)}: [{self.type}]{text} {message}")
 
 
 def parse_cfg(path: str | Path) -> list[Block]:
@@ -97,20 +98,20 @@ def parse_cfg(path: str | Path) -> list[Block]:
         if text.startswith("[") and text.endswith("]"):
             kind = text[1:-1].strip()
             if kind not in SCHEMA:
-                raise ValueError(f"{path}:{number}: unknown block type {text!r} (expected one of "
+                raise UserError(f"{path}:{number}: unknown block type {text!r} (expected one of "
                                  f"{', '.join(f'[{k}]' for k in SCHEMA)})")
             blocks.append(Block(kind, path, number))
         elif "=" in text and blocks:
             key, value = (part.strip() for part in text.split("=", 1))
             _set_option(blocks[-1], number, key, value)
         else:
-            raise ValueError(f"{path}:{number}: malformed line {line.strip()!r} (expected '[section]' or "
+            raise UserError(f"{path}:{number}: malformed line {line.strip()!r} (expected '[section]' or "
                              "'key=value' inside a section)")
     if not blocks:
-        raise ValueError(f"{path}: no sections; a cfg starts with [net]")
+        raise UserError(f"{path}: no sections; a cfg starts with [net]")
     misplaced = [b for i, b in enumerate(blocks) if (b.type == "net") != (i == 0)]
     if misplaced:
-        raise ValueError(f"{path}:{misplaced[0].line}: [{misplaced[0].type}]: a cfg has exactly one [net] section, "
+        raise UserError(f"{path}:{misplaced[0].line}: [{misplaced[0].type}]: a cfg has exactly one [net] section, "
                          "and it comes first")
     return blocks
 
@@ -120,14 +121,14 @@ def _set_option(block: Block, number: int, key: str, value: str) -> None:
     schema = SCHEMA[block.type]
     where = f"{block.path}:{number}"
     if key not in schema:
-        raise ValueError(f"{where}: unknown key {key!r} in [{block.type}] (expected one of {', '.join(schema)})")
+        raise UserError(f"{where}: unknown key {key!r} in [{block.type}] (expected one of {', '.join(schema)})")
     if key in block.options:
-        raise ValueError(f"{where}: duplicate key {key!r} in [{block.type}] (first at line {block.key_lines[key]})")
+        raise UserError(f"{where}: duplicate key {key!r} in [{block.type}] (first at line {block.key_lines[key]})")
     converter = schema[key][0]
     try:
         block.options[key] = converter(value)
     except ValueError:
-        raise ValueError(f"{where}: bad value {key} = {value!r} in [{block.type}] (expected "
+        raise UserError(f"{where}: bad value {key} = {value!r} in [{block.type}] (expected "
                          f"{_TYPE_NAMES[converter]})") from None
     block.key_lines[key] = number
     block.raw[key] = value

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from models.darknet import Darknet
 from models.layers import ConvBNAct
+from utils.errors import UserError
 from utils.io import atomic_open
 
 VERSION = (0, 2, 0)  # what darknet itself writes: int64 `seen`
@@ -35,7 +36,7 @@ class WeightsHeader:
 def _tensors(model: Darknet, cutoff: int | None) -> list[Tensor]:
     """The tensors stored for layers ``[0, cutoff)`` (all when None), in file order."""
     if cutoff is not None and not 0 <= cutoff <= len(model.module_list):
-        raise ValueError(f"cutoff must lie in 0..{len(model.module_list)}, got {cutoff}")
+        raise UserError(f"cutoff must lie in 0..{len(model.module_list)}, got {cutoff}")
     tensors = []
     for layer in list(model.module_list)[:cutoff]:
         if not isinstance(layer, ConvBNAct):
@@ -51,15 +52,15 @@ def _tensors(model: Darknet, cutoff: int | None) -> list[Tensor]:
 def _read_header(data: np.ndarray, path: str) -> tuple[WeightsHeader, int]:
     """Parse the header at the start of ``data`` (the file's uint8 bytes); returns it and its size in bytes."""
     if len(data) < 16:
-        raise ValueError(f"{path}: bad header: file has {len(data)} bytes, a darknet header needs at least 16")
+        raise UserError(f"{path}: bad header: file has {len(data)} bytes, a darknet header needs at least 16")
     major, minor, revision = (int(v) for v in data[:12].view("<i4"))
     if not (0 <= major < _MAX_VERSION_PART and 0 <= minor < _MAX_VERSION_PART and revision >= 0):
-        raise ValueError(f"{path}: bad header: nonsense version {major}.{minor}.{revision} (not a darknet "
+        raise UserError(f"{path}: bad header: nonsense version {major}.{minor}.{revision} (not a darknet "
                          ".weights file?)")
     seen_type = "<i8" if major * 10 + minor >= 2 else "<i4"
     size = 12 + np.dtype(seen_type).itemsize
     if len(data) < size:
-        raise ValueError(f"{path}: bad header: version {major}.{minor}.{revision} needs {size} header bytes, "
+        raise UserError(f"{path}: bad header: version {major}.{minor}.{revision} needs {size} header bytes, "
                          f"file has {len(data)}")
     seen = int(data[12:size].view(seen_type)[0])
     return WeightsHeader(major, minor, revision, seen), size
@@ -80,7 +81,7 @@ def load_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = 
     expected = sum(t.numel() for t in tensors)
     found, remainder = divmod(len(data) - offset, 4)
     if found != expected or remainder:
-        raise ValueError(f"{path}: expected {expected:,} float32 values after the {offset}-byte header for "
+        raise UserError(f"{path}: expected {expected:,} float32 values after the {offset}-byte header for "
                          f"{'all' if cutoff is None else f'the first {cutoff}'} layers, found {found:,}"
                          f"{f' and {remainder} stray bytes' if remainder else ''}")
     values = torch.from_numpy(data[offset:].view("<f4").astype(np.float32, copy=False))

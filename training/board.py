@@ -22,7 +22,9 @@ class Board:
     """A metrics sink with MetricsLog's interface (write, sync, close) that writes TensorBoard scalars."""
 
     def __init__(self, run_dir: str | Path):
-        from torch.utils.tensorboard import SummaryWriter  # imported here: tensorboard is optional
+        from torch.utils.tensorboard import (
+            SummaryWriter,  # imported here: tensorboard is optional
+        )
         self.writer = SummaryWriter(log_dir=str(run_dir))
 
     def write(self, record: dict) -> None:

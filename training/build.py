@@ -18,10 +18,11 @@ from evaluation.predict import PredictSettings
 from models.build import build_model
 from models.darknet import Darknet
 from training import checkpoint
-from training.config import TrainConfig, from_dict, validate
+from training.config import TrainConfig, from_dict, validate, with_file_hashes
 from utils import seed
 from utils.distributed import Dist
 from utils.environment import REPO, select_device
+from utils.errors import UserError
 
 
 def process(cfg: TrainConfig, device: str | None = None) -> tuple[dict, torch.device]:
@@ -29,7 +30,7 @@ def process(cfg: TrainConfig, device: str | None = None) -> tuple[dict, torch.de
     switches = seed.configure(cfg.determinism, cfg.seed, cfg.threads, cfg.fill_uninitialized_memory)
     dev = select_device(device or cfg.device)
     if cfg.amp and dev.type != "cuda":
-        raise ValueError("--amp (bf16 autocast) is for CUDA; this run is on the CPU")
+        raise UserError("--amp (bf16 autocast) is for CUDA; this run is on the CPU")
     return switches, dev
 
 
@@ -51,8 +52,14 @@ def dataset(cfg: TrainConfig, split: str, cache: str | None = None) -> KittiData
 
 
 def datasets(cfg: TrainConfig) -> tuple[KittiDataset, KittiDataset]:
-    """(train, val) splits of the run's data."""
-    return dataset(cfg, cfg.train_split), dataset(cfg, cfg.val_split)
+    """(train, val) splits of the run's data; frames in both are an error unless --allow-split-overlap."""
+    train, val = dataset(cfg, cfg.train_split), dataset(cfg, cfg.val_split)
+    shared = sorted(set(train.ids) & set(val.ids))
+    if shared and not cfg.allow_split_overlap:
+        raise UserError(f"{train.split_file} and {val.split_file} share {len(shared)} of {len(val)} val frames "
+                        f"(first: {shared[0]}): validating on training frames measures memory, not detection; fix "
+                        "the splits, or pass --allow-split-overlap true to do it on purpose")
+    return train, val
 
 
 def model(cfg: TrainConfig, device: torch.device) -> Darknet:
@@ -86,8 +93,8 @@ def from_checkpoint(path: str | Path, **overrides) -> tuple[Darknet, TrainConfig
     """A checkpoint's model (its weights loaded, train mode) and config with the non-None ``overrides`` applied,
     in the process set-up of its determinism mode. Returns (model, config, device, checkpoint dict)."""
     ckpt = checkpoint.load(path)
-    cfg = validate(dataclasses.replace(from_dict(ckpt["config"]),
-                                       **{k: v for k, v in overrides.items() if v is not None}))
+    cfg = with_file_hashes(validate(dataclasses.replace(from_dict(ckpt["config"]),
+                                                        **{k: v for k, v in overrides.items() if v is not None})))
     _, device = process(cfg)
     net = model(cfg, device)
     checkpoint.check_model_state(path, ckpt["model"], net.state_dict())

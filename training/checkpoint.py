@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.errors import UserError
 from utils.io import atomic_open
 
 FORMAT = 1
@@ -41,7 +42,7 @@ def restore_rng(rng: dict) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"]:
         if torch.cuda.device_count() != len(rng["cuda"]):
-            raise ValueError(f"checkpoint holds RNG states of {len(rng['cuda'])} CUDA devices, "
+            raise UserError(f"checkpoint holds RNG states of {len(rng['cuda'])} CUDA devices, "
                              f"this process sees {torch.cuda.device_count()}")
         torch.cuda.set_rng_state_all(rng["cuda"])
 
@@ -57,18 +58,12 @@ def load(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ValueError(f"{path}: checkpoint not found") from None
+        raise UserError(f"{path}: checkpoint not found") from None
     except Exception as exc:  # torch raises several types for damaged or unsafe files
-        raise ValueError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a checkpoint of this repo (expected a dict with format {FORMAT})")
+        raise UserError(f"{path}: not a checkpoint of this repo (expected a dict with format {FORMAT})")
     return ckpt
-
-
-def config_differences(saved: dict, current: dict, ignore=()) -> list[str]:
-    """Keys whose values differ between two config dicts, as 'key: saved -> current' lines."""
-    keys = sorted((set(saved) | set(current)) - set(ignore))
-    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
 
 
 def check_model_state(path, saved: dict, model_state: dict) -> None:
@@ -80,4 +75,4 @@ def check_model_state(path, saved: dict, model_state: dict) -> None:
         detail = [f"missing {missing[:5]}" if missing else "", f"unexpected {extra[:5]}" if extra else "",
                   "shape mismatch " + ", ".join(f"{k} {tuple(saved[k].shape)} vs {tuple(model_state[k].shape)}"
                                                 for k in shapes[:5]) if shapes else ""]
-        raise ValueError(f"{path}: checkpoint does not fit this model: " + "; ".join(d for d in detail if d))
+        raise UserError(f"{path}: checkpoint does not fit this model: " + "; ".join(d for d in detail if d))

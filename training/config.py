@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from data.kitti_labels import KITTI_CLASSES
+from utils.errors import UserError
 
 
 def _f(default, help: str, **kw):
@@ -23,6 +25,8 @@ def _f(default, help: str, **kw):
 class TrainConfig:
     # model
     model: str = _f("cfg/yolov3-small-kitti.cfg", "darknet .cfg describing the architecture")
+    model_file_sha256: str = _f("", "sha256 of the --model file, recorded when the config is resolved: a run is "
+                                    "defined by the file's content, not its name", derived=True)
     # data
     data: str = _f("", "KITTI root (training/image_2, training/label_2, ImageSets); empty: the embedded "
                        "synthetic KITTI-format set, generated once into --synthetic-cache")
@@ -31,6 +35,7 @@ class TrainConfig:
     synthetic_cache: str = _f(".cache/synthetic", "where the embedded synthetic set is generated")
     train_split: str = _f("train", "split name (ImageSets/NAME.txt) or path to an id list")
     val_split: str = _f("val", "split used for evaluation")
+    allow_split_overlap: bool = _f(False, "allow frames in both splits (e.g. to measure overfitting); else an error")
     classes: tuple = _f(KITTI_CLASSES, "trained classes, comma-separated; other KITTI classes are ignore regions")
     bad_labels: str = _f("error", "bad label lines: 'error' stops with file:line, 'skip' logs and counts them",
                          choices=("error", "skip"))
@@ -76,6 +81,8 @@ class TrainConfig:
     stop_after: int = _f(0, "stop after N optimizer steps as if interrupted (testing resume; 0: never)")
 
 
+# Keys that may differ between runs (or between a checkpoint and its resumption) without changing what is computed.
+OPERATIONAL_KEYS = ("workers", "cache", "stop_after", "checkpoint_every", "eval_every", "device")
 TUPLE_TYPES = {"classes": str, "img_size": int, "hsv": float, "lr_steps": float, "eval_size": int}
 
 
@@ -92,13 +99,13 @@ def parse_value(name: str, value, where: str):
         else:
             out = {"int": int, "float": float, "str": str}[fld.type](value)
             if fld.type == "int" and isinstance(value, float) and value != int(value):
-                raise ValueError(value)
+                raise UserError(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: {name} expects {fld.type if kind is None else 'a list of ' + kind.__name__}, "
+        raise UserError(f"{where}: {name} expects {fld.type if kind is None else 'a list of ' + kind.__name__}, "
                          f"got {value!r}") from None
     choices = fld.metadata.get("choices")
     if choices and out not in choices:
-        raise ValueError(f"{where}: {name} must be one of {', '.join(choices)}, got {out!r}")
+        raise UserError(f"{where}: {name} must be one of {', '.join(choices)}, got {out!r}")
     return out
 
 
@@ -109,25 +116,33 @@ def _parse_bool(value) -> bool:
         return True
     if str(value).lower() in ("0", "false", "no", "off"):
         return False
-    raise ValueError(value)
+    raise UserError(value)
 
 
 def load_yaml(path: str | Path) -> dict:
     """A preset: a mapping of TrainConfig keys (safe_load only: a config never executes code)."""
     with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+        try:
+            raw = yaml.safe_load(f) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise UserError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}); a preset is "
+                            "lines of 'key: value'") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
+        raise UserError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(raw) - names)
     if unknown:
-        raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)}")
+        raise UserError(f"{path}: unknown config key(s) {', '.join(unknown)}")
     return {k: parse_value(k, v, str(path)) for k, v in raw.items()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per config field, documented with its default; unset flags stay None (= not overriding)."""
     for f in dataclasses.fields(TrainConfig):
+        if f.metadata.get("derived"):
+            continue
         default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
         meta = f.metadata
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.type.upper(),
@@ -135,14 +150,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve(args: argparse.Namespace, preset: str | None = None, base: TrainConfig | None = None) -> TrainConfig:
-    """Defaults (or ``base``) < preset YAML < flags given on the command line."""
+    """Defaults (or ``base``) < preset YAML < flags given on the command line, then the files' hashes.
+
+    A hash recorded by ``base`` or the preset (a checkpoint's config, a repeat grid's run) must match the file as it
+    is now; a flag that names another file drops it.
+    """
     values = dataclasses.asdict(base) if base is not None else {}
     values.update(load_yaml(preset) if preset else {})
+    recorded = dict(values)
     for f in dataclasses.fields(TrainConfig):
         given = getattr(args, f.name, None)
         if given is not None:
             values[f.name] = parse_value(f.name, given, "--" + f.name.replace("_", "-"))
-    return validate(TrainConfig(**values))
+    if values.get("model") != recorded.get("model"):
+        values.pop("model_file_sha256", None)
+    return with_file_hashes(validate(TrainConfig(**values)))
+
+
+def file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def with_file_hashes(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the sha256 of its model file; a different recorded hash means the file was edited: refused."""
+    actual = file_sha256(cfg.model)
+    if cfg.model_file_sha256 and cfg.model_file_sha256 != actual:
+        raise UserError(f"{cfg.model}: the model cfg changed since this run was configured (sha256 "
+                        f"{cfg.model_file_sha256[:12]}... recorded, {actual[:12]}... now); a run is defined by the "
+                        "file's content: restore the file, or start a new run")
+    return dataclasses.replace(cfg, model_file_sha256=actual)
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
@@ -150,17 +187,32 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     sizes = [("img_size", cfg.img_size)] + ([("eval_size", cfg.eval_size)] if cfg.eval_size else [])
     for name, size in sizes:
         if len(size) != 2 or any(v <= 0 or v % 32 for v in size):
-            raise ValueError(f"{name} must be W,H with positive multiples of 32, got {size}")
+            raise UserError(f"{name} must be W,H with positive multiples of 32, got {size}")
     positive = ("epochs", "batch_size", "accumulate", "threads", "scale_every", "max_det", "fingerprint_every")
     for name in positive:
         if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+            raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     for name in ("workers", "burn_in", "eval_every", "checkpoint_every", "stop_after"):
         if getattr(cfg, name) < 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
-    if not cfg.classes:
-        raise ValueError("classes must name at least one class")
+            raise UserError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    unknown = [c for c in cfg.classes if c not in KITTI_CLASSES]
+    if not cfg.classes or unknown or len(set(cfg.classes)) != len(cfg.classes):
+        raise UserError(f"classes must list distinct KITTI classes ({', '.join(KITTI_CLASSES)}), got "
+                        f"{','.join(cfg.classes) or 'none'}" + (f": unknown {', '.join(unknown)}" if unknown else ""))
     return cfg
+
+
+def config_differences(saved: dict, current: dict, ignore=OPERATIONAL_KEYS) -> list[str]:
+    """'key: saved -> current' for every key (outside ``ignore``) whose values differ between two config dicts.
+
+    Both sides are read through ``from_dict``, so keys an older version did not write take their defaults; a file
+    hash that one side never recorded is not a difference (the file itself is checked by ``with_file_hashes``).
+    """
+    a, b = to_dict(from_dict(saved)), to_dict(from_dict(current))
+    unrecorded = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("derived")
+                  and not (a[f.name] and b[f.name])}
+    keys = [k for k in a if k not in set(ignore) | unrecorded and a[k] != b[k]]
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in keys]
 
 
 def to_dict(cfg: TrainConfig) -> dict:
@@ -173,5 +225,5 @@ def from_dict(values: dict) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"unknown config key(s) {', '.join(unknown)}")
+        raise UserError(f"unknown config key(s) {', '.join(unknown)}")
     return validate(TrainConfig(**{k: parse_value(k, v, "config") for k, v in values.items()}))

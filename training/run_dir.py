@@ -9,11 +9,15 @@ defined in utils/fingerprint.py.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
+from utils.errors import UserError
 from utils.figures import new_figure, save_figure
 from utils.io import write_text, write_yaml
+
+LOG = logging.getLogger(__name__)
 
 
 def new_run_dir(project: str | Path, name: str) -> Path:
@@ -64,8 +68,22 @@ class MetricsLog:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
+    """The records of metrics.jsonl. A torn last line (a crash or power loss while it was written) is dropped with
+    a warning: it was never covered by a checkpoint. Any other unreadable line is an error naming it."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines):
+                raise UserError(f"{path}:{number}: not a JSON line; the metrics log is damaged before its end "
+                                "(restore it from a backup, or start a new run)") from None
+            LOG.warning("%s:%d: dropped a torn last line (written when the run stopped)", path, number)
+    return records
 
 
 def truncate_metrics(path: str | Path, step: int) -> None:

@@ -1,6 +1,9 @@
-"""One training process: determinism first, then devices and ranks, the run directory, the Trainer, the summary."""
+"""One training process: determinism first, then devices and ranks, the Trainer (data and model, checked before any
+file is written), the run directory, training, and the summary."""
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -10,8 +13,9 @@ from training import build
 from training.config import TrainConfig, to_dict
 from training.run_dir import new_run_dir, write_config
 from training.trainer import Trainer
-from utils.distributed import from_env, shutdown
-from utils.environment import environment
+from utils.distributed import Dist, from_env, shutdown
+from utils.environment import environment, reproducibility_key
+from utils.errors import UserError
 from utils.io import write_json
 
 
@@ -25,13 +29,18 @@ def run_training(cfg: TrainConfig, resume: str | None = None, project: str = "ru
     dist = from_env(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
+    extra = {"world_size": dist.world_size, "backend": dist.backend, "per_rank_batch": cfg.batch_size}
+    env = environment(switches, device, extra)
     try:
-        run_dir = dist.broadcast(_prepare_run_dir(cfg, resume, project, name, switches, device, dist)
-                                 if dist.is_main else None)
-        trainer = Trainer(cfg, Path(run_dir), device, dist, log)
+        trainer = Trainer(cfg, device, dist, log)
         if resume:
-            trainer.resume(resume)
-        summary = trainer.fit()
+            run_dir = Path(resume).parent
+            check_resume_machine(resume, run_dir, env)
+            trainer.resume(resume, run_dir)
+            summary = trainer.fit(run_dir)
+        else:
+            run_dir = Path(dist.broadcast(str(_new_run(cfg, project, name, env)) if dist.is_main else None))
+            summary = _fit_fresh(trainer, run_dir, dist)
     finally:
         shutdown(dist)
     if dist.is_main and "losses_sha256" in summary:
@@ -39,15 +48,35 @@ def run_training(cfg: TrainConfig, resume: str | None = None, project: str = "ru
     return summary
 
 
-def _prepare_run_dir(cfg: TrainConfig, resume, project, name, switches: dict, device, dist) -> str:
-    """A new run directory with config.yaml and env.json, or the checkpoint's own on --resume."""
-    if resume:
-        return str(Path(resume).parent)
+def _new_run(cfg: TrainConfig, project, name, env: dict) -> Path:
     run_dir = new_run_dir(project, name)
     write_config(run_dir, to_dict(cfg))
-    extra = {"world_size": dist.world_size, "backend": dist.backend, "per_rank_batch": cfg.batch_size}
-    write_json(run_dir / "env.json", environment(switches, device, extra))
-    return str(run_dir)
+    write_json(run_dir / "env.json", env)
+    return run_dir
+
+
+def _fit_fresh(trainer: Trainer, run_dir: Path, dist: Dist) -> dict:
+    """Train a new run; a run that fails before its first optimizer step leaves no run directory behind."""
+    try:
+        return trainer.fit(run_dir)
+    except BaseException:
+        if dist.is_main and trainer.pos.step == 0:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def check_resume_machine(resume: str | Path, run_dir: Path, env: dict) -> None:
+    """Refuse to resume on another machine or software than the run's: the resumed run would claim bits that
+    neither environment reproduces."""
+    if not (run_dir / "env.json").is_file():
+        raise UserError(f"{resume}: not inside a run directory (no {run_dir / 'env.json'}); --resume continues a "
+                        "run where it was written")
+    saved_key = reproducibility_key(json.loads((run_dir / "env.json").read_text()))
+    changed = [f"{k}: {v!r} -> {reproducibility_key(env)[k]!r}" for k, v in saved_key.items()
+               if v != reproducibility_key(env)[k]]
+    if changed:
+        raise UserError(f"{resume}: {run_dir} was trained on another machine or software ({'; '.join(changed)}); "
+                        "a resumed run would reproduce neither: resume where it was trained")
 
 
 def _report(summary: dict, log) -> None:

@@ -14,6 +14,7 @@ from models.build import to_input
 from models.loss import yolo_loss
 from training.optim import set_lr
 from utils.distributed import unwrap
+from utils.errors import UserError
 from utils.fingerprint import f32_hex, weights_sha256
 
 
@@ -26,8 +27,8 @@ class Position:
     batch: int = 0
 
 
-class NonFiniteLoss(RuntimeError):
-    """Training stopped on a NaN or infinite loss."""
+class NonFiniteLoss(UserError):
+    """Training stopped on a NaN or infinite loss (usually a learning rate too high for the input size)."""
 
 
 def forward_loss(model, heads, batch, device, cfg) -> dict[str, torch.Tensor]:

@@ -7,26 +7,44 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from evaluation.evaluate import evaluate
+from evaluation.nms import NonFiniteOutput
 from evaluation.metrics import HEADLINE_NAME, headline
 from training import build, checkpoint
 from training.board import open_board
-from training.config import TrainConfig, to_dict
+from training.config import TrainConfig, config_differences, to_dict
 from training.optim import make_optimizer
-from training.run_dir import MetricsLog, plot_training_loss, read_metrics, step_losses, truncate_metrics
+from training.run_dir import (
+    MetricsLog,
+    plot_training_loss,
+    read_metrics,
+    step_losses,
+    truncate_metrics,
+)
 from training.step import NonFiniteLoss, Position, train_steps
 from utils.distributed import Dist
+from utils.errors import UserError
 from utils.fingerprint import losses_sha256, weights_sha256
 from utils.io import write_json
 from utils.progress import Progress
 
-# Config keys that may change between a checkpoint and its resumption without changing what is computed.
-RESUME_FREE_KEYS = ("workers", "stop_after", "checkpoint_every", "eval_every", "device")
-
 
 def _silent(*_args) -> None:
     """The log of ranks other than 0."""
+
+
+def _check_belongs(path, config: dict, run_dir: Path) -> None:
+    """Refuse a checkpoint whose config is not the one of the run directory it would continue (and write) into."""
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{path}: not inside a run directory (no {run_dir / 'config.yaml'}); --resume continues a "
+                        "run where it was written")
+    with open(run_dir / "config.yaml") as f:
+        differing = config_differences(yaml.safe_load(f), config)
+    if differing:
+        raise UserError(f"{path}: this checkpoint belongs to another run than {run_dir} (its config differs from "
+                        f"config.yaml: {'; '.join(differing)}); resume a checkpoint in its own run directory")
 
 
 class Trainer:
@@ -36,12 +54,13 @@ class Trainer:
         pos: where training stands (epoch, optimizer step, batch within the epoch).
         best: {"headline", "step", "epoch"} of the best evaluation so far (best.pt), or None.
         final: the metrics of the latest evaluation, or None.
-        last_ckpt: path of the latest last.pt written, or None.
+        last_ckpt: "PATH (step N)" of the latest last.pt written, or None.
         metrics: metrics.jsonl (rank 0, while ``fit`` runs), else None.
     """
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device, dist: Dist = Dist(), log=print):
-        self.cfg, self.run_dir, self.device, self.dist = cfg, Path(run_dir), device, dist
+    def __init__(self, cfg: TrainConfig, device: torch.device, dist: Dist = Dist(), log=print):
+        """Build datasets, model and optimizer: bad data or a bad cfg fails here, before any file is written."""
+        self.cfg, self.device, self.dist, self.run_dir = cfg, device, dist, None
         self.log = log if dist.is_main else _silent
         self.train_set, self.val_set = build.datasets(cfg)
         self.model = build.model(cfg, device)
@@ -50,30 +69,32 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.pos, self.best, self.final, self.last_ckpt, self.metrics = Position(), None, None, None, None
 
-    def resume(self, path: str | Path) -> None:
-        """Continue from a checkpoint of this run: model, optimizer, position, best score and RNG states; the
-        metrics log is cut back to the checkpoint's step, since every later line will be written again."""
+    def resume(self, path: str | Path, run_dir: Path) -> None:
+        """Continue from a checkpoint of the run in ``run_dir``: model, optimizer, position, best score and RNG
+        states; the metrics log is cut back to the checkpoint's step, since every later line will be written again."""
         ckpt = checkpoint.load(path)
+        _check_belongs(path, ckpt["config"], Path(run_dir))
         if ckpt["world_size"] != self.dist.world_size:
-            raise ValueError(f"{path}: written by {ckpt['world_size']} process(es), resumed with "
-                             f"{self.dist.world_size}: the world size is part of the reproducibility key")
-        differing = checkpoint.config_differences(ckpt["config"], to_dict(self.cfg), ignore=RESUME_FREE_KEYS)
+            raise UserError(f"{path}: written by {ckpt['world_size']} process(es), resumed with "
+                            f"{self.dist.world_size}: the world size is part of the reproducibility key")
+        differing = config_differences(ckpt["config"], to_dict(self.cfg))
         if differing:
-            raise ValueError(f"{path}: checkpoint was written with another config; differing keys:\n  "
-                             + "\n  ".join(differing))
+            raise UserError(f"{path}: checkpoint was written with another config; differing keys:\n  "
+                            + "\n  ".join(differing))
         checkpoint.check_model_state(path, ckpt["model"], self.model.state_dict())
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         checkpoint.restore_rng(ckpt["rng"][min(self.dist.rank, len(ckpt["rng"]) - 1)])
         self.pos = Position(epoch=ckpt["epoch"], step=ckpt["step"], batch=ckpt["batch"])
-        self.best, self.last_ckpt = ckpt["best"], str(path)
+        self.best, self.last_ckpt, self.run_dir = ckpt["best"], f"{path} (step {ckpt['step']})", Path(run_dir)
         if self.dist.is_main:
             truncate_metrics(self.run_dir / "metrics.jsonl", self.pos.step)
         self.log(f"resuming {path} at step {self.pos.step} (epoch {self.pos.epoch}, batch {self.pos.batch})")
 
-    def fit(self) -> dict:
-        """Train to the end and return the summary (also summary.json); with --stop-after, stop at that step with
-        a checkpoint and return ``{"stopped_at_step": N}``."""
+    def fit(self, run_dir: Path) -> dict:
+        """Train to the end, writing into ``run_dir``, and return the summary (also summary.json); with
+        --stop-after, stop at that step with a checkpoint and return ``{"stopped_at_step": N}``."""
+        self.run_dir = Path(run_dir)
         if self.pos.step == 0:
             self.log(self.model.summary())
         ddp_model = self.dist.wrap(self.model)
@@ -91,8 +112,8 @@ class Trainer:
                 self.save("last.pt")
                 if self._eval_due(epoch):
                     self.evaluate()
-        except NonFiniteLoss as exc:
-            raise NonFiniteLoss(f"{exc}; last good checkpoint: {self.last_ckpt or 'none written yet'}") from None
+        except (NonFiniteLoss, NonFiniteOutput) as exc:
+            raise NonFiniteLoss(f"{exc}; {self._way_on()}") from None
         finally:
             progress.close()
             if self.metrics:
@@ -138,6 +159,7 @@ class Trainer:
 
     def save(self, name: str, all_ranks: bool = True) -> None:
         """Write a checkpoint from rank 0. With ``all_ranks`` (every rank calls it) it holds each rank's RNG state."""
+        self._check_finite_weights()
         rngs = self.dist.gather(checkpoint.capture_rng()) if all_ranks else [checkpoint.capture_rng()]
         if not self.dist.is_main:
             return
@@ -151,7 +173,21 @@ class Trainer:
             "config": to_dict(self.cfg), "rng": rngs, "world_size": self.dist.world_size, "best": self.best,
         })
         if name == "last.pt":
-            self.last_ckpt = str(path)
+            self.last_ckpt = f"{path} (step {self.pos.step})"
+
+    def _way_on(self) -> str:
+        """What a user whose run diverged can start again from."""
+        best = (f", best evaluated {self.run_dir / 'best.pt'} (step {self.best['step']})" if self.best else "")
+        last = f"last checkpoint {self.last_ckpt}" if self.last_ckpt else "no checkpoint written yet"
+        return f"{last}{best}; start a new run from one with --weights PATH and a lower --lr"
+
+    def _check_finite_weights(self) -> None:
+        """A checkpoint is written only of finite weights: one step can push them to inf with a finite loss, and
+        a later resume or evaluation must not start from that."""
+        tensors = [t for t in self.model.state_dict().values() if t.is_floating_point()]  # BN statistics too
+        if not torch.stack([torch.isfinite(t).all() for t in tensors]).all():
+            raise NonFiniteLoss(f"the weights became non-finite at optimizer step {self.pos.step} (epoch "
+                                f"{self.pos.epoch}) although the loss was finite: the learning rate is too high")
 
     def _finish(self, seconds: float) -> dict:
         """summary.json with the final metrics and both fingerprints (rank 0), returned on every rank."""

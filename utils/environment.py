@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from utils.errors import UserError
+
 REPO = Path(__file__).resolve().parents[1]
 # What decides the bits besides the config: software, hardware, determinism mode and parallel layout.
 KEY_FIELDS = ("python", "torch", "torchvision", "numpy", "opencv", "cuda", "cudnn", "device", "gpu", "cpu",
@@ -20,7 +22,7 @@ def select_device(name: str) -> torch.device:
     """auto: CUDA when available, else CPU. Asking for CUDA without one fails loudly."""
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+            raise UserError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
         return torch.device("cuda")
     return torch.device("cpu")
 

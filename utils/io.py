@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from utils.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb"):
@@ -28,6 +30,12 @@ def atomic_open(path: str | Path, mode: str = "wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if exc.filename is None:  # a failed write() names no file: name the one the user will look for
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -62,3 +70,21 @@ def write_json(path: str | Path, obj) -> None:
 def write_yaml(path: str | Path, obj) -> None:
     """YAML in insertion order (``safe_dump``: plain types only)."""
     write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def claim_output_dir(path: str | Path, tool: str, inputs=()) -> Path:
+    """Create or reuse an output folder for ``tool``: a new or empty folder, or one ``tool`` filled before (it holds
+    the tool's marker file). Outputs never land on inputs and nothing a user made is overwritten, so the folder may
+    not be one of ``inputs`` (files or folders) nor hold one, and an unknown non-empty folder is refused.
+    """
+    path = Path(path)
+    marker = path / f".{tool}-output"
+    for item in map(Path, inputs):
+        if path.resolve() == (item.resolve() if item.is_dir() else item.resolve().parent):
+            raise UserError(f"{path}: the output folder would overwrite the input {item}; choose another --out")
+    if path.exists() and any(path.iterdir()) and not marker.exists():
+        raise UserError(f"{path}: folder exists and holds files {tool} did not write; choose a new or empty --out "
+                        "(nothing a user made is overwritten)")
+    path.mkdir(parents=True, exist_ok=True)
+    write_text(marker, f"written by {tool}; its files here may be replaced by the next {tool} run\n")
+    return path

@@ -13,7 +13,6 @@ from benchmarks import train_throughput as tt
 from tests.conftest import REPO
 
 
-
 def _args(**overrides):
     args = tt.get_args_parser().parse_args([])
     return tt.resolve_args(argparse.Namespace(**{**vars(args), **overrides}))

@@ -7,10 +7,10 @@ import pytest
 
 from data.kitti_labels import KittiFormatError, detections_frame
 from eval import get_args_parser, main
-from tests.conftest import REPO
-from tests.evaluation.test_kitti_ap import gt_frame
 from evaluation.metrics import evaluate_frames, format_metrics
 from evaluation.results import read_results, write_results
+from tests.conftest import REPO
+from tests.evaluation.test_kitti_ap import gt_frame
 
 GT_TAIL = "0.00 0 0.00 {} 1.50 1.60 3.90 1.00 1.50 20.00 0.00"
 RESULT_TAIL = "-1 -1 -10 {} -1 -1 -1 -1000 -1000 -1000 -10 {}"

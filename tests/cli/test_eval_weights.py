@@ -1,7 +1,8 @@
 """eval.py --weights and detect.py on a checkpoint of the tiny CI config."""
 import json
 
-from tests.conftest import REPO, run_python as run
+from tests.conftest import REPO
+from tests.conftest import run_python as run
 
 
 def test_eval_weights_and_detect(tmp_path):

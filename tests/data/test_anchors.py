@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from data.anchors import (format_anchors, get_args_parser, kmeans_anchors, letterbox_scale, main, mean_best_iou,
-                          png_size)
+from data.anchors import format_anchors, get_args_parser, kmeans_anchors, letterbox_scale, main, mean_best_iou
+from data.kitti import image_size
 
 
 def clustered_boxes(seed: int = 0) -> np.ndarray:
@@ -43,7 +43,7 @@ def test_letterbox_scale_and_format():
 def test_cli_on_kitti_sample(kitti_sample, capsys):
     """The 6 real frames hold 10 non-DontCare boxes; image sizes come from the PNG headers."""
     labels = kitti_sample / "training" / "label_2"
-    assert png_size(kitti_sample / "training" / "image_2" / "000000.png") == (1224, 370)
+    assert image_size(kitti_sample / "training" / "image_2" / "000000.png") == (1224, 370)
     args = get_args_parser().parse_args(["--labels", str(labels), "--num", "3", "--seed", "0"])
     line = main(args)
     out = capsys.readouterr().out

@@ -13,7 +13,12 @@ import pytest
 import torch
 
 from data.kitti import KittiDataset
-from data.loader import ShardedBatchSampler, build_eval_loader, build_train_loader, multiscale_sizes
+from data.loader import (
+    ShardedBatchSampler,
+    build_eval_loader,
+    build_train_loader,
+    multiscale_sizes,
+)
 from data.transforms import NO_AUGMENT, AugmentConfig, letterbox, letterbox_boxes
 from tests.conftest import REPO
 

@@ -115,7 +115,7 @@ def test_splits_are_disjoint_and_cover_all_frames(dataset):
 
 def test_generate_refuses_a_non_empty_directory(tmp_path):
     (tmp_path / "stale.txt").write_text("x")
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(ValueError, match="not empty"):
         synthetic.generate(tmp_path, num=2, seed=0)
 
 

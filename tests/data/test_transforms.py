@@ -2,8 +2,17 @@
 import numpy as np
 import pytest
 
-from data.transforms import (AugmentConfig, Letterbox, augment, hflip, hsv_jitter, letterbox, letterbox_boxes,
-                             random_affine, unletterbox_boxes)
+from data.transforms import (
+    AugmentConfig,
+    Letterbox,
+    augment,
+    hflip,
+    hsv_jitter,
+    letterbox,
+    letterbox_boxes,
+    random_affine,
+    unletterbox_boxes,
+)
 
 KITTI_SIZES = [(1242, 375), (1224, 370)]
 INPUT_SIZES = [(416, 128), (320, 96), (608, 192), (1248, 384), (416, 416)]

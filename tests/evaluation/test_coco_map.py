@@ -4,8 +4,8 @@ import json
 import pytest
 
 from data.kitti_labels import detections_frame
-from tests.evaluation.test_kitti_ap import gt_frame
 from evaluation.coco_map import coco_map
+from tests.evaluation.test_kitti_ap import gt_frame
 
 CAR_A, CAR_B, PED = [10, 10, 110, 60], [300, 20, 380, 80], [500, 50, 530, 130]
 

@@ -7,9 +7,19 @@ import numpy as np
 import pytest
 
 from data.kitti_labels import FrameLabels, detections_frame, read_label_file
-from tests.evaluation.kitti_ap_reference import ref_eval_class, ref_get_thresholds, ref_max_element
+from evaluation.kitti_ap import (
+    DIFFICULTIES,
+    evaluate_class,
+    get_thresholds,
+    kitti_ap,
+    precision_envelope,
+)
+from tests.evaluation.kitti_ap_reference import (
+    ref_eval_class,
+    ref_get_thresholds,
+    ref_max_element,
+)
 from utils.boxes import np_box_overlap
-from evaluation.kitti_ap import DIFFICULTIES, evaluate_class, get_thresholds, kitti_ap, precision_envelope
 
 CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_python as run
+from tests.conftest import REPO
+from tests.conftest import run_python as run
 
 TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
 

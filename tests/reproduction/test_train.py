@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, fingerprints, run_python, run_summary as summary
+from tests.conftest import REPO, fingerprints, run_python
+from tests.conftest import run_summary as summary
 from training import checkpoint
 
 TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]

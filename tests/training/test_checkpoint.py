@@ -38,8 +38,3 @@ def test_model_mismatch_names_keys():
     with pytest.raises(ValueError, match="missing"):
         checkpoint.check_model_state("x.pt", saved, {**saved, "c.weight": torch.zeros(1)})
 
-
-def test_config_differences_lists_keys():
-    diff = checkpoint.config_differences({"lr": 0.1, "epochs": 3}, {"lr": 0.2, "epochs": 3, "workers": 4},
-                                         ignore=("workers",))
-    assert diff == ["lr: 0.1 -> 0.2"]

