@@ -1,7 +1,8 @@
-"""Draw a checkpoint's detections on images and write KITTI result files beside them.
+"""Draw a model's detections on images and write KITTI result files beside them.
 
     python detect.py --weights runs/exp/best.pt --source path/to/image_2 --out runs/exp/detect
     python detect.py --weights runs/exp/best.pt --source frame.png --out out/ --conf-thres 0.3
+    python detect.py --weights yolov3.weights --cfg yolov3.cfg --names coco.names --source frame.png --out out/
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from utils.errors import UserError, run_cli
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help)
-    parser.add_argument("--weights", required=True, help="checkpoint (runs/NAME/best.pt)")
+    parser.add_argument("--weights", required=True, help="checkpoint (runs/NAME/best.pt) or darknet .weights")
+    parser.add_argument("--cfg", help="darknet .weights: its darknet .cfg")
+    parser.add_argument("--names", help="darknet .weights: file of its class names, one per line")
     parser.add_argument("--source", required=True, type=Path, help="a PNG/JPEG image or a directory of them")
     parser.add_argument("--out", required=True, type=Path, help="output directory: drawn images + <id>.txt (new, "
                                                                  "empty, or an earlier detect.py output)")
@@ -52,14 +55,13 @@ def main(args) -> None:
     from evaluation.results import write_results
     from training import build
     from utils.io import claim_output_dir, write_bytes
-    model, cfg, device, _ = build.from_checkpoint(args.weights, conf_thres=args.conf_thres,
-                                                  iou_thres=args.iou_thres, device=args.device)
-    settings = build.predict_settings(cfg)
+    run = build.for_inference(args.weights, args.cfg, args.names, device=args.device, conf_thres=args.conf_thres,
+                              iou_thres=args.iou_thres)
     images = images_of(args.source)
     claim_output_dir(args.out, "detect.py", inputs=[args.source])
     for path in images:
         image = decode_image(path)
-        frame = detect_image(model, image, settings, device, cfg.classes)
+        frame = detect_image(run.model, image, run.settings, run.device, run.classes)
         write_results(args.out, [path.stem], [(frame.names, frame.boxes, frame.scores)],
                       image_sizes=[(image.shape[1], image.shape[0])])
         drawn = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)

@@ -6,9 +6,11 @@ Model-free mode, existing result files (16 fields a line, one file per frame) ag
     python eval.py --results DIR --labels KITTI/training/label_2 --split KITTI/ImageSets/val.txt --json m.json \
         --classes Car Pedestrian Cyclist
 
-Model mode, a checkpoint on a KITTI split (default: the checkpoint's own data and val split):
+Model mode, a checkpoint on a KITTI split (default: the checkpoint's own data and val split), or a darknet model
+(its .weights, .cfg and class names, e.g. the COCO yolov3: COCO's "car" is scored against KITTI's Car):
 
     python eval.py --weights runs/exp/best.pt [--data ROOT] [--split val] [--out runs/exp/eval]
+    python eval.py --weights yolov3.weights --cfg yolov3.cfg --names coco.names --data ROOT --out out/
 
 Frame ids come from --split, else from every label file in --labels (sorted). A frame without a result file counts
 as one without detections (one warning gives their number). Writes OUT.json in the shape of evaluation/metrics.py and
@@ -33,7 +35,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help)
     source = parser.add_mutually_exclusive_group(required=True)  # where detections come from: one mode per flag
     source.add_argument("--results", type=Path, help="directory of KITTI result files <id>.txt (model-free mode)")
-    source.add_argument("--weights", help="checkpoint (runs/NAME/best.pt) to run on --data/--split (model mode)")
+    source.add_argument("--weights", help="checkpoint (runs/NAME/best.pt) or darknet .weights to run on "
+                                          "--data/--split (model mode)")
+    parser.add_argument("--cfg", help="model mode, darknet .weights: its darknet .cfg")
+    parser.add_argument("--names", help="model mode, darknet .weights: file of its class names, one per line")
+    parser.add_argument("--img-size", help="model mode: input W,H (default: the checkpoint's, or the cfg's [net])")
     parser.add_argument("--labels", type=Path, help="directory of KITTI label files <id>.txt (model-free mode)")
     parser.add_argument("--split", help="list file of frame ids (model-free mode; default: every label file) or "
                                         "split name/list (model mode; default: the checkpoint's val split)")
@@ -71,23 +77,40 @@ def main(args) -> dict:
 
 
 def main_weights(args) -> dict:
-    """Run a checkpoint on a split: metrics table, JSON, PR curves and the KITTI result files."""
+    """Run a model on a split: metrics table, JSON, PR curves and the KITTI result files."""
+    from data.kitti import KittiDataset
     from evaluation.predict import predict
     from training import build
-    model, cfg, device, _ = build.from_checkpoint(args.weights, data=args.data, conf_thres=args.conf_thres,
-                                                  iou_thres=args.iou_thres, max_det=args.max_det, device=args.device)
-    dataset = build.dataset(cfg, args.split or cfg.val_split, cache="none")
-    frames = predict(model, dataset, build.predict_settings(cfg), device)
+    run = build.for_inference(args.weights, args.cfg, args.names, args.data, args.device,
+                              size=parse_size(args.img_size), conf_thres=args.conf_thres, iou_thres=args.iou_thres,
+                              max_det=args.max_det)
+    if run.data is None:
+        raise UserError("--data ROOT is needed to evaluate darknet .weights (a checkpoint knows its data)")
+    dataset = KittiDataset(run.data, args.split or run.split, classes=run.classes)
+    frames = predict(run.model, dataset, run.settings, run.device)
     dt = [frames[i] for i in range(len(dataset))]
     out = claim_output_dir(args.out or Path(args.weights).parent / "eval", "eval.py",
                            inputs=[dataset.root / LABEL_DIR, dataset.root / IMAGE_DIR])
     write_results(out / "results", dataset.ids, [(d.names, d.boxes, d.scores) for d in dt])
-    metrics, curves = evaluate_frames([dataset.labels[i] for i in range(len(dataset))], dt, list(cfg.classes),
+    metrics, curves = evaluate_frames([dataset.labels[i] for i in range(len(dataset))], dt, list(run.classes),
                                       return_curves=True)
     write_report(metrics, curves, args.json or out / "metrics.json")
     print(format_metrics(metrics))
     print(f"results: {out / 'results'}, metrics: {args.json or out / 'metrics.json'}")
     return metrics
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'W,H' or 'WxH' -> (W, H), multiples of 32; None stays None."""
+    if text is None:
+        return None
+    try:
+        size = tuple(int(v) for v in text.lower().replace("x", ",").split(","))
+    except ValueError:
+        raise UserError(f"--img-size expects W,H, got {text!r}") from None
+    if len(size) != 2 or any(v <= 0 or v % 32 for v in size):
+        raise UserError(f"--img-size must be two positive multiples of 32, got {text!r}")
+    return size
 
 
 def write_report(metrics: dict, curves: dict, json_path: Path) -> None:

@@ -31,6 +31,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -95,16 +96,18 @@ def run_child(spec: dict) -> dict:
     switches, device = build.process(cfg)
     import torch
 
-    from training.optim import make_optimizer
+    from data.loader import endless
+    from training.optim import Schedule, make_optimizer
     from training.step import Position, train_steps
     from utils.environment import environment
     from utils.fingerprint import weights_sha256
     model = build.model(cfg, device)
     loader = build.train_loader(cfg, build.dataset(cfg, cfg.train_split), 0, 0, persistent_workers=True)
     timed = spec["warmup"] + spec["steps"]
-    schedule = max(timed, spec["check_steps"])  # the same lr schedule in the timed and the check process
-    total = spec["check_steps"] if spec["role"] == "check" else schedule
-    batches = Timed(epochs(loader))
+    total = spec["check_steps"] if spec["role"] == "check" else max(timed, spec["check_steps"])
+    # The training schedule's burn-in (a constant peak lr diverges within a few steps); the same in both processes.
+    schedule = Schedule(cfg.lr, math.ceil(cfg.burn_in_images / cfg.batch_size), total_steps=10**9)
+    batches = Timed(endless(loader))
     steps = train_steps(model, model.heads, make_optimizer(model, cfg), batches, Position(), cfg, schedule, device)
     step_s, wait_s, sha = [], [], None
     for step in range(total):
@@ -138,15 +141,6 @@ class Timed:
         return batch
 
 
-def epochs(loader):
-    """Batches without end, epoch after epoch (persistent workers: no restart cost at epoch boundaries)."""
-    epoch = 0
-    while True:
-        loader.batch_sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
 def resolve_args(args: argparse.Namespace) -> tuple[argparse.Namespace, list[str]]:
     """Apply --smoke and the device defaults; returns the arguments and notes for the reader."""
     notes = []
@@ -155,9 +149,7 @@ def resolve_args(args: argparse.Namespace) -> tuple[argparse.Namespace, list[str
     if args.workers is None:
         args.workers = 8 if args.device == "cuda" else 2
     if args.precisions is None:
-        args.precisions = "fp32,bf16" if args.device == "cuda" else "fp32"
-        if args.device == "cpu":
-            notes.append("bf16 autocast skipped on CPU (training uses it on CUDA only); pass --precisions to force")
+        args.precisions = "fp32,bf16"
     if min(args.steps, args.warmup + 1, args.check_steps, args.batch, args.rounds) < 1:
         raise ValueError("need --steps, --check-steps, --batch, --rounds >= 1 and --warmup >= 0")
     if args.out is None:

@@ -15,7 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.kitti_labels import DONTCARE, KITTI_CLASSES, FrameLabels, KittiFormatError, read_label_file
+from data.kitti_labels import (
+    DONTCARE,
+    KITTI_CLASSES,
+    FrameLabels,
+    KittiFormatError,
+    read_label_file,
+)
 from utils.errors import UserError
 
 

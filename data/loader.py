@@ -73,29 +73,34 @@ class ShardedBatchSampler(Sampler):
     Global batch g of an epoch is ``permutation[g*B*world : (g+1)*B*world]``; rank r takes its slice
     ``[r*B : (r+1)*B]``. The permutation and the size of each global batch depend on (seed, epoch, g) only, so all
     ranks agree. Training drops the last incomplete global batch (every rank steps the same number of times and
-    every batch has B samples, a fixed part of the reproducibility key). Call ``set_epoch`` before each epoch.
-    ``indices`` restricts the draw to those dataset positions (default: all ``num_samples``).
+    every batch has B samples, a fixed part of the reproducibility key), and with ``group`` > 1 (gradient
+    accumulation) also the batches after the last complete group, so no gradient crosses an epoch boundary and
+    every optimizer step sees ``group`` batches. Call ``set_epoch`` before each epoch. ``indices`` restricts the
+    draw to those dataset positions (default: all ``num_samples``).
     """
 
     def __init__(self, num_samples: int, batch_size: int, seed: int, base_size, *, shuffle: bool = True,
                  multiscale: bool = True, scale_every: int = 10, rank: int = 0, world_size: int = 1,
-                 epoch: int = 0, start_batch: int = 0, drop_last: bool = True, indices=None):
-        if batch_size < 1 or scale_every < 1 or world_size < 1 or not 0 <= rank < world_size:
+                 epoch: int = 0, start_batch: int = 0, drop_last: bool = True, indices=None, group: int = 1,
+                 scale_seed: int | None = None):
+        if batch_size < 1 or scale_every < 1 or world_size < 1 or group < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need batch_size >= 1, scale_every >= 1, 0 <= rank < world_size; got {batch_size}, "
                              f"{scale_every}, rank {rank} of {world_size}")
-        if not drop_last and world_size > 1:
-            raise ValueError("drop_last=False would give ranks different batch counts; use it with world_size=1")
+        if not drop_last and (world_size > 1 or group > 1):
+            raise ValueError("drop_last=False would give ranks or accumulation groups different batch counts")
         self.indices = _check_indices(indices, num_samples)
         self.num_samples, self.batch_size, self.seed = len(self.indices), batch_size, seed
+        self.scale_seed = seed if scale_seed is None else scale_seed  # multi-scale is augmentation, not order
         self.rank, self.world_size, self.shuffle, self.scale_every = rank, world_size, shuffle, scale_every
         self.sizes = multiscale_sizes(base_size) if multiscale else [check_input_size(base_size)]
         per_global = batch_size * world_size
         n = self.num_samples
-        self.batches_per_epoch = n // per_global if drop_last else math.ceil(n / per_global)
+        self.batches_per_epoch = n // per_global // group * group if drop_last else math.ceil(n / per_global)
         if self.batches_per_epoch == 0:
-            raise UserError(f"{n} samples do not fill one global batch of {batch_size} x {world_size} (use a smaller "
-                            "--batch-size or more frames)")
-        stream_rng(seed, SHUFFLE, 0, 0)  # validates the seed now rather than at the first epoch
+            raise UserError(f"{n} samples do not fill one optimizer step of {batch_size} images x {world_size} "
+                            f"process(es) x {group} accumulated batches (use a smaller --batch-size or "
+                            "--accumulate, or more frames)")
+        stream_rng(seed, SHUFFLE, 0, 0), stream_rng(self.scale_seed, SCALE, 0, 0)  # validate the seeds now
         self.set_epoch(epoch, start_batch)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -114,7 +119,7 @@ class ShardedBatchSampler(Sampler):
         if len(self.sizes) == 1:
             return self.sizes[0]
         block = batch // self.scale_every
-        return self.sizes[int(stream_rng(self.seed, SCALE, epoch, block).integers(len(self.sizes)))]
+        return self.sizes[int(stream_rng(self.scale_seed, SCALE, epoch, block).integers(len(self.sizes)))]
 
     def order(self, epoch: int) -> np.ndarray:
         """``int64[num_samples]``: the epoch's dataset positions in order, identical on every rank."""
@@ -247,8 +252,8 @@ def _loader(samples: AugmentedKitti, sampler: ShardedBatchSampler, workers: int,
 
 def build_train_loader(dataset, seed: int, batch_size: int, base_size, workers: int, epoch: int = 0,
                        start_batch: int = 0, rank: int = 0, world_size: int = 1, persistent_workers: bool = False,
-                       multiscale: bool = True, scale_every: int = 10,
-                       aug: AugmentConfig = AugmentConfig(), aug_rng: str = "per_sample") -> DataLoader:
+                       multiscale: bool = True, scale_every: int = 10, aug: AugmentConfig = AugmentConfig(),
+                       aug_rng: str = "per_sample", accumulate: int = 1, aug_seed: int | None = None) -> DataLoader:
     """Training batches of a KittiDataset for one rank. Yields ``Batch``.
 
     Args:
@@ -258,11 +263,15 @@ def build_train_loader(dataset, seed: int, batch_size: int, base_size, workers: 
             ``loader.batch_sampler.set_epoch(e)`` before each epoch e.
         persistent_workers: keep workers between epochs (ignored with workers=0); batches are identical either way.
         aug_rng: "per_sample" (default) or "worker_stream" (the reference recipe; see AugmentedKitti).
+        accumulate: batches per optimizer step: an epoch yields a multiple of it.
+        seed, aug_seed: ``seed`` keys the batch order; ``aug_seed`` (default: ``seed``) keys the augmentation
+            draws and the multi-scale sizes, so either source of randomness can be varied alone.
     """
+    aug_seed = seed if aug_seed is None else aug_seed
     sampler = ShardedBatchSampler(len(dataset), batch_size, seed, base_size, multiscale=multiscale,
                                   scale_every=scale_every, rank=rank, world_size=world_size, epoch=epoch,
-                                  start_batch=start_batch)
-    return _loader(AugmentedKitti(dataset, seed, aug, aug_rng), sampler, workers, persistent_workers, seed)
+                                  start_batch=start_batch, group=accumulate, scale_seed=aug_seed)
+    return _loader(AugmentedKitti(dataset, aug_seed, aug, aug_rng), sampler, workers, persistent_workers, seed)
 
 
 def build_eval_loader(dataset, batch_size: int, size, workers: int, indices=None) -> DataLoader:
@@ -271,3 +280,13 @@ def build_eval_loader(dataset, batch_size: int, size, workers: int, indices=None
     sampler = ShardedBatchSampler(len(dataset), batch_size, 0, size, shuffle=False, multiscale=False,
                                   drop_last=False, indices=indices)
     return _loader(AugmentedKitti(dataset, 0, NO_AUGMENT), sampler, workers, False, 0)
+
+
+def endless(loader: DataLoader):
+    """Training batches without end, epoch after epoch (for benchmarks; with persistent workers there is no
+    restart cost at epoch boundaries)."""
+    epoch = loader.batch_sampler.epoch
+    while True:
+        loader.batch_sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from utils.boxes import clip_boxes
+from utils.errors import UserError
 
 STRIDE = 32  # YOLOv3's largest stride: input sides must be multiples of it
 
@@ -49,7 +50,7 @@ class AugmentConfig:
                   "min_box_visible in [0, 1]": 0 <= self.min_box_visible <= 1}
         failed = [name for name, ok in checks.items() if not ok]
         if failed:
-            raise ValueError(f"AugmentConfig needs {', '.join(failed)}; got {self}")
+            raise UserError(f"augmentation needs {', '.join(failed)}; got {self}")
 
     @property
     def affine_on(self) -> bool:

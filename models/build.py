@@ -1,25 +1,76 @@
-"""The model as every entry point gets it: a darknet cfg built on a device, and its input convention.
+"""The model as every entry point gets it: a darknet cfg built on a device, initialised as darknet does, optionally
+from earlier weights, and its input convention.
 
 Initialisation draws from the global torch RNG, which utils.seed seeds before anything else runs; building the
 model is therefore the first consumer of that RNG in every process.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+from torch import nn
 
 from models.darknet import Darknet
+from utils.errors import UserError
+
+INITS = ("darknet", "pytorch")
 
 
-def build_model(cfg_path: str, num_classes: int, upsample: str, device: torch.device,
-                channels_last: bool = False) -> Darknet:
+def build_model(cfg_path: str, num_classes: int, upsample: str, device: torch.device, channels_last: bool = False,
+                input_size: tuple[int, int] | None = None, init: str = "darknet") -> Darknet:
     """``Darknet(cfg_path)`` with ``num_classes`` outputs per anchor, on ``device``.
 
     Args:
         upsample: "deterministic" (expand-based) or "interpolate" (``utils.seed.upsample_kind`` of the mode).
         channels_last: convert parameters to the channels_last memory format (faster convolutions on GPUs).
+        input_size: (W, H) the model is trained at; the cfg's anchors are scaled to it (models/darknet.py).
+        init: "darknet" (``init_darknet_``) or "pytorch" (the layers' PyTorch defaults).
     """
-    model = Darknet(cfg_path, num_classes=num_classes, upsample=upsample).to(device)
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    model = Darknet(cfg_path, num_classes=num_classes, upsample=upsample, input_size=input_size)
+    if init == "darknet":
+        init_darknet_(model)
+    model = model.to(device)
     return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def init_darknet_(model: nn.Module) -> None:
+    """darknet's initialisation (``convolutional_layer.c``): conv weights ~ N(0, 2 / fan_in) (He-normal), conv
+    biases 0; BatchNorm keeps gamma 1, beta 0. PyTorch's default (Kaiming-uniform with a = sqrt(5)) has a
+    sqrt(6) = 2.45x smaller standard deviation. Draws from the global torch RNG, layer by layer."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                fan_in = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+                module.weight.normal_(0.0, math.sqrt(2.0 / fan_in))
+                if module.bias is not None:
+                    module.bias.zero_()
+
+
+def load_model_state(model: Darknet, state: dict, source: str) -> str:
+    """Copy a state_dict of this repo into ``model``; the detection-head convolutions may differ in shape (another
+    class count) and then stay as initialised. Any other mismatch is an error naming the keys.
+
+    Returns a one-line description of what was loaded, for the log.
+    """
+    own = model.state_dict()
+    heads = tuple(f"module_list.{i}." for i in model.head_conv_layers)
+    reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    wrong = [k for k in reshaped if not k.startswith(heads)]
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if wrong or missing or unexpected:
+        detail = "; ".join(f"{name} {keys[:4]}" for name, keys in (("shape differs", wrong), ("missing", missing),
+                                                                   ("unexpected", unexpected)) if keys)
+        raise UserError(f"{source}: weights do not fit {model.cfg_path} ({detail}); use weights of the same cfg")
+    with torch.no_grad():
+        for key, value in state.items():
+            if key not in reshaped:
+                own[key].copy_(value)
+    kept = sorted({k.split(".")[1] for k in reshaped}, key=int)
+    return (f"loaded {len(own) - len(reshaped)} of {len(own)} tensors from {source}"
+            + (f"; head layers {', '.join(kept)} (another class count) left at init" if kept else ""))
 
 
 def to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -30,8 +30,9 @@ def _activation(text: str) -> str:
 
 
 # Keys each block type accepts: key -> (converter, default). Defaults follow darknet's parser.c; None means no
-# fixed default (derived from other keys by the builders, or unused). [net] lists darknet's training keys so upstream cfgs parse; they are
-# kept in Darknet.net_options and never acted on (training settings live in the run config, not the cfg).
+# fixed default (derived from other keys by the builders, or unused). REQUIRED keys have no default that makes sense
+# (darknet's filters=1 would silently build a 1-channel layer). [net] lists darknet's training keys so upstream cfgs
+# parse; they are kept in Darknet.net_options and never acted on (training settings live in the run config).
 _NET_FLOATS = ("learning_rate", "momentum", "decay", "B1", "B2", "eps", "max_crop", "min_crop", "max_ratio",
                "min_ratio", "clip", "angle", "aspect", "saturation", "exposure", "hue", "power", "scale", "gamma")
 _NET_INTS = ("batch", "subdivisions", "time_steps", "notruth", "random", "adam", "inputs", "center", "burn_in",

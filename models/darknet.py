@@ -10,6 +10,7 @@ layers by absolute index or by a negative offset from themselves. The model retu
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +140,8 @@ def _yolo(block: Block, state: _Build):
         raise block.error("anchors", f"has {len(anchors)} numbers but num = {num} needs {2 * num}")
     if not all(0 <= m < num for m in mask):
         raise block.error("mask", f"indices must lie in 0..{num - 1}")
+    if block.get("truth_thresh") < 1:  # darknet's extra positives above truth_thresh; every YOLOv3 cfg uses 1 (off)
+        raise block.error("truth_thresh", "values below 1 are not implemented by models/loss.py (use 1)")
     if channels != len(mask) * (5 + classes):
         raise block.error(None, f"input has {channels} channels, expected len(mask) * (5 + classes) = "
                                 f"{len(mask) * (5 + classes)} (the filters of the [convolutional] before it)")
@@ -151,6 +154,14 @@ def _yolo(block: Block, state: _Build):
 # Each builder: (block, state) -> (module, output channels, output stride, details for the summary).
 _BUILDERS = {"convolutional": _conv, "shortcut": _shortcut, "route": _route, "upsample": _upsample,
              "maxpool": _maxpool, "yolo": _yolo}
+
+
+def _scaled(head: YoloHead, sx: float, sy: float) -> YoloHead:
+    """``head`` with its anchors (pixels) scaled by sx on widths and sy on heights."""
+    if (sx, sy) == (1.0, 1.0):
+        return head
+    return dataclasses.replace(head, anchors=tuple((w * sx, h * sy) for w, h in head.anchors),
+                               all_anchors=tuple((w * sx, h * sy) for w, h in head.all_anchors))
 
 
 def _head_filters(layers: list[Block], num_classes: int | None) -> dict[int, int]:
@@ -168,15 +179,20 @@ class Darknet(nn.Module):
         cfg_path: darknet cfg file.
         num_classes: overrides ``classes`` of every [yolo] and the filters of the convolution feeding it.
         upsample: "deterministic" (expand+reshape, bitwise reproducible backward) or "interpolate" (F.interpolate).
+        input_size: (W, H) the model is trained at. The cfg's anchors are pixels at its [net] size; they are
+            scaled per axis to this size, so a preset that trains the cfg at another resolution keeps their
+            meaning. (Multi-scale training keeps them fixed in pixels around this size, as darknet does.)
     Attributes:
-        heads: one YoloHead per [yolo] block, in output order.
+        heads: one YoloHead per [yolo] block, in output order, anchors in pixels of ``input_size``.
         num_classes: C, shared by all heads.
-        input_size: (width, height) from [net], the size the anchors were chosen for (the repo's (W, H) order).
+        input_size: (width, height) the anchors are for: the argument, else [net]'s (the repo's (W, H) order).
+        cfg_size: (width, height) of [net].
         in_channels: input channels from [net].
         net_options: every [net] key as written (darknet's training settings are kept, never acted on).
     """
 
-    def __init__(self, cfg_path: str | Path, num_classes: int | None = None, upsample: str = "deterministic"):
+    def __init__(self, cfg_path: str | Path, num_classes: int | None = None, upsample: str = "deterministic",
+                 input_size: tuple[int, int] | None = None):
         super().__init__()
         if upsample not in UPSAMPLE_KINDS:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_KINDS)}, got {upsample!r}")
@@ -196,15 +212,23 @@ class Darknet(nn.Module):
             raise ValueError(f"{cfg_path}: a cfg needs [yolo] blocks that share one classes value, found classes "
                              f"{sorted({h.num_classes for h in state.heads})} (num_classes overrides them all)")
         self.module_list = nn.ModuleList(modules)
-        self.heads = tuple(state.heads)
+        self.cfg_size = (net.get("width"), net.get("height"))
+        self.input_size = tuple(input_size) if input_size else self.cfg_size
+        self.heads = tuple(_scaled(h, self.input_size[0] / self.cfg_size[0], self.input_size[1] / self.cfg_size[1])
+                           for h in state.heads)
         self.num_classes = self.heads[0].num_classes
-        self.input_size = (net.get("width"), net.get("height"))
         self.in_channels = net.get("channels")
         self.net_options = dict(net.options)
         self.upsample = upsample
+        self.cfg_path = str(cfg_path)
         self.max_stride = max(state.strides)
         self._saved = frozenset(state.saved)
         self._head_layers = frozenset(i for i, block in enumerate(layers) if block.type == "yolo")
+
+    @property
+    def head_conv_layers(self) -> tuple[int, ...]:
+        """Indices of the convolutions feeding a [yolo] block (their filters depend on the class count)."""
+        return tuple(sorted(i - 1 for i in self._head_layers))
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """(N, in_channels, H, W), H and W multiples of max_stride -> [(N, len(mask)*(5+C), H/s, W/s) per head]."""

@@ -7,15 +7,22 @@ Boxes come in as xyxy input pixels (``Batch.targets``). Choices, after the YOLOv
   lowest anchor index.
 - Duplicates: two ground truths on the same (image, head, anchor, cell) keep the one with the larger area
   (ties: the lower target row). The rule is explicit, so the result never depends on write order.
-- Box: squared error on (sigmoid(tx), sigmoid(ty)) and (tw, th) against their targets, weighted by
-  (2 - w*h) with w, h relative to the input size, as darknet does. We keep the paper's regression rather than
-  GIoU because this repo reproduces YOLOv3 as published; it also keeps the loss free of IoU gradients.
+- Box (``box_loss="darknet"``, the default): the gradient on the raw outputs equals darknet's delta
+  (``yolo_layer.c``, ``delta_yolo_box``) with the sign of a loss: ``scale * (sigmoid(tx) - t)`` on tx, ty (darknet
+  applies no sigmoid derivative there) and ``scale * (tw - t)`` on tw, th, with ``scale = 2 - w*h`` (w, h relative
+  to the input). As a loss: scale * (BCE(tx, t) - H(t) + (tw - t)^2 / 2), whose value is 0 at the target (the
+  entropy H(t) is a constant: it changes the value, not the gradient). ``box_loss="sigmoid_l2"``: the repo's
+  earlier squared error on (sigmoid(tx), sigmoid(ty)) and (tw, th), kept to measure what darknet's gradients
+  change (benchmarks/stability.py). We keep the paper's regression rather than GIoU because this repo reproduces
+  YOLOv3 as published; it also keeps the loss free of IoU gradients.
 - Objectness: BCE. Positives target 1. A negative whose decoded box overlaps any ground truth of its image with
   IoU > the head's ignore_thresh is not penalised, nor is one whose cell centre lies inside an ignore region
   (a DontCare box or an object of an untrained class).
 - Classes: multi-label BCE on positives (independent sigmoids).
 
-Every term is summed over the batch and divided by the number of images, darknet's normalisation.
+Every term is summed over the batch and divided by the number of images, darknet's normalisation (darknet sums
+the deltas of a batch and divides the learning rate by the batch size). The objectness and class terms are BCE on
+logits, whose gradient ``sigmoid(x) - t`` is darknet's delta as well.
 """
 from __future__ import annotations
 
@@ -102,8 +109,11 @@ def _keep_largest(image, head, anchor, gj, gi, area, sizes) -> Tensor:
     return order[first].sort().values
 
 
+BOX_LOSSES = ("darknet", "sigmoid_l2")
+
+
 def yolo_loss(outputs: list[Tensor], heads, targets: Tensor, ignore: Tensor,
-              input_size: tuple[int, int]) -> dict[str, Tensor]:
+              input_size: tuple[int, int], box_loss: str = "darknet") -> dict[str, Tensor]:
     """YOLOv3 loss over all heads.
 
     Args:
@@ -112,9 +122,12 @@ def yolo_loss(outputs: list[Tensor], heads, targets: Tensor, ignore: Tensor,
         targets: (M, 6) [image, class, x1, y1, x2, y2] in input pixels.
         ignore: (D, 5) [image, x1, y1, x2, y2] regions without background loss.
         input_size: (W, H) of the input in pixels.
+        box_loss: "darknet" (darknet's gradients) or "sigmoid_l2" (see the module docstring).
     Returns:
         {"box", "obj", "cls", "total"}: float32 scalars, each summed over the batch / number of images.
     """
+    if box_loss not in BOX_LOSSES:
+        raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
     n = outputs[0].shape[0]
     preds = [split_head(o, len(h.anchors)).float() for o, h in zip(outputs, heads)]  # (N, A, H, W, 5+C)
     assign = build_targets(targets, heads, [p.shape[2:4] for p in preds], input_size)
@@ -131,13 +144,21 @@ def yolo_loss(outputs: list[Tensor], heads, targets: Tensor, ignore: Tensor,
         if not pos.any():
             continue
         p = pred[idx]  # (P_i, 5+C)
-        sq = (p[:, :2].sigmoid() - assign.txy[pos]).square().sum(1) + (p[:, 2:4] - assign.twh[pos]).square().sum(1)
-        box = box + (assign.weight[pos] * sq).sum()
+        box = box + (assign.weight[pos] * _box_terms(p, assign.txy[pos], assign.twh[pos], box_loss)).sum()
         tcls = F.one_hot(assign.cls[pos], head.num_classes).float()
         cls = cls + F.binary_cross_entropy_with_logits(p[:, 5:], tcls, reduction="sum")
     losses = {"box": box / n, "obj": obj / n, "cls": cls / n}  # darknet weights the three terms equally
     losses["total"] = losses["box"] + losses["obj"] + losses["cls"]
     return losses
+
+
+def _box_terms(p: Tensor, txy: Tensor, twh: Tensor, kind: str) -> Tensor:
+    """(P, 5+C) predictions at the positives, (P, 2) targets -> (P,) box loss before the 2 - w*h weight."""
+    if kind == "sigmoid_l2":
+        return (p[:, :2].sigmoid() - txy).square().sum(1) + (p[:, 2:4] - twh).square().sum(1)
+    entropy = -(torch.special.xlogy(txy, txy) + torch.special.xlogy(1 - txy, 1 - txy))
+    xy = F.binary_cross_entropy_with_logits(p[:, :2], txy, reduction="none") - entropy
+    return xy.sum(1) + 0.5 * (p[:, 2:4] - twh).square().sum(1)
 
 
 def _background_mask(pred: Tensor, head, targets: Tensor, ignore: Tensor) -> Tensor:

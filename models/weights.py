@@ -66,6 +66,27 @@ def _read_header(data: np.ndarray, path: str) -> tuple[WeightsHeader, int]:
     return WeightsHeader(major, minor, revision, seen), size
 
 
+def find_cutoff(model: Darknet, path: str | Path) -> int:
+    """How many leading layers a ``.weights`` file holds, from its size: the largest c such that layers [0, c) need
+    exactly the file's float count (a backbone prefix such as darknet53.conv.74, or the whole model).
+
+    Raises UserError naming the file, its count, and the counts the cfg allows around it.
+    """
+    with open(path, "rb") as f:
+        head = np.frombuffer(f.read(20), dtype=np.uint8)
+    _, offset = _read_header(head, str(path))
+    found = (Path(path).stat().st_size - offset) // 4
+    counts = [sum(t.numel() for t in _tensors(model, c)) for c in range(len(model.module_list) + 1)]
+    matches = [c for c, n in enumerate(counts) if n == found]
+    if matches:
+        return matches[-1]
+    below = max((n for n in counts if n < found), default=0)
+    above = min((n for n in counts if n > found), default=None)
+    raise UserError(f"{path}: {found:,} float32 values after the header fit no prefix of {model.cfg_path}: the whole "
+                    f"model needs {counts[-1]:,}, the nearest prefixes {below:,}" + (f" and {above:,}" if above else "")
+                    + "; use the .weights file of this cfg (or its backbone)")
+
+
 def load_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = None) -> WeightsHeader:
     """Copy a ``.weights`` file into ``model`` (in place) and return its header.
 

@@ -7,18 +7,28 @@ them at once.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from data.kitti import KittiDataset
 from data.loader import build_train_loader
-from data.transforms import AugmentConfig
 from evaluation.predict import PredictSettings
-from models.build import build_model
+from models.build import build_model, load_model_state
+from models.cfg import parse_cfg
 from models.darknet import Darknet
+from models.layers import ConvBNAct
+from models.weights import find_cutoff, load_darknet_weights
 from training import checkpoint
-from training.config import TrainConfig, from_dict, validate, with_file_hashes
+from training.config import (
+    TrainConfig,
+    augment_config,
+    from_dict,
+    source_seed,
+    validate,
+    with_file_hashes,
+)
 from utils import seed
 from utils.distributed import Dist
 from utils.environment import REPO, select_device
@@ -28,10 +38,7 @@ from utils.errors import UserError
 def process(cfg: TrainConfig, device: str | None = None) -> tuple[dict, torch.device]:
     """Apply the determinism mode (first: before CUDA starts), pick the device. Returns (switches, device)."""
     switches = seed.configure(cfg.determinism, cfg.seed, cfg.threads, cfg.fill_uninitialized_memory)
-    dev = select_device(device or cfg.device)
-    if cfg.amp and dev.type != "cuda":
-        raise UserError("--amp (bf16 autocast) is for CUDA; this run is on the CPU")
-    return switches, dev
+    return switches, select_device(device or cfg.device)
 
 
 def dataset_root(cfg: TrainConfig) -> Path:
@@ -63,18 +70,76 @@ def datasets(cfg: TrainConfig) -> tuple[KittiDataset, KittiDataset]:
 
 
 def model(cfg: TrainConfig, device: torch.device) -> Darknet:
-    """The model, initialised from the global torch RNG (seeded by ``process`` before this is called)."""
-    return build_model(cfg.model, len(cfg.classes), seed.upsample_kind(cfg.determinism), device, cfg.channels_last)
+    """The model, initialised from the global torch RNG seeded here with the init seed, its anchors at the config's
+    input size."""
+    seed.seed_model_init(source_seed(cfg, "init"))
+    return build_model(cfg.model, len(cfg.classes), seed.upsample_kind(cfg.determinism), device, cfg.channels_last,
+                       input_size=tuple(cfg.img_size), init=cfg.init)
+
+
+def initial_weights(net: Darknet, cfg: TrainConfig) -> str:
+    """Load --weights into ``net``: a darknet .weights file (all layers, or the prefix its size or --weights-cutoff
+    gives) or a .pt checkpoint of this repo (its model state). Returns what was loaded, for the log."""
+    path = cfg.weights
+    if path.endswith(".pt"):
+        return load_model_state(net, checkpoint.load(path)["model"], path)
+    cutoff = cfg.weights_cutoff or find_cutoff(net, path)
+    load_darknet_weights(net, path, cutoff)
+    convs = sum(isinstance(layer, ConvBNAct) for layer in list(net.module_list)[:cutoff])
+    rest = len(net.module_list) - cutoff
+    return (f"loaded layers 0-{cutoff - 1} ({convs} convolutions) from {path}"
+            + (f"; layers {cutoff}-{len(net.module_list) - 1} initialised from --seed ({cfg.init})" if rest else ""))
+
+
+@dataclass(frozen=True)
+class Inference:
+    """A model ready for eval.py and detect.py, with how to run it and the data it was trained on (if known)."""
+
+    model: Darknet
+    device: torch.device
+    settings: PredictSettings
+    classes: tuple[str, ...]
+    data: Path | None  # KITTI root: --data, else the run's (checkpoints only)
+    split: str  # default evaluation split
+
+
+def for_inference(weights: str, darknet_cfg: str | None = None, names: str | None = None, data: str | None = None,
+                  device: str | None = None, **settings) -> Inference:
+    """A checkpoint of this repo (its config gives everything), or a darknet ``.weights`` file with its ``.cfg``
+    and a names file (one class name per line, e.g. the COCO yolov3), run in strict mode.
+
+    ``settings``: non-None PredictSettings overrides (conf_thres, iou_thres, max_det, size).
+    """
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if not weights.endswith(".weights"):
+        size = settings.pop("size", None)
+        net, cfg, dev, _ = from_checkpoint(weights, data=data, device=device, eval_size=size, **settings)
+        return Inference(net.eval(), dev, predict_settings(cfg), tuple(cfg.classes), dataset_root(cfg),
+                         cfg.val_split)
+    if not darknet_cfg or not names:
+        raise UserError(f"{weights}: a darknet .weights file needs its --cfg and a --names file of class names")
+    classes = tuple(line.strip() for line in Path(names).read_text().splitlines() if line.strip())
+    declared = {b.get("classes") for b in parse_cfg(darknet_cfg) if b.type == "yolo"}
+    if declared != {len(classes)}:
+        raise UserError(f"{names}: {len(classes)} class names, but {darknet_cfg} declares classes={declared}")
+    seed.configure("strict", 0, TrainConfig.threads)
+    dev = select_device(device or "auto")
+    net = build_model(darknet_cfg, len(classes), "deterministic", dev, init="pytorch")
+    load_darknet_weights(net, weights)
+    return Inference(net.eval(), dev, PredictSettings(size=net.input_size, **settings), classes,
+                     Path(data) if data else None, "val")
 
 
 def train_loader(cfg: TrainConfig, data: KittiDataset, epoch: int, start_batch: int, dist: Dist = Dist(),
                  persistent_workers: bool = False):
     """Training batches of one rank for ``epoch``, from global batch ``start_batch`` on."""
     return build_train_loader(
-        data, seed=cfg.seed, batch_size=cfg.batch_size, base_size=tuple(cfg.img_size), workers=cfg.workers,
+        data, seed=source_seed(cfg, "order"), aug_seed=source_seed(cfg, "aug"), batch_size=cfg.batch_size,
+        base_size=tuple(cfg.img_size), workers=cfg.workers,
         epoch=epoch, start_batch=start_batch, rank=dist.rank, world_size=dist.world_size,
         persistent_workers=persistent_workers, multiscale=cfg.multiscale, scale_every=cfg.scale_every,
-        aug=AugmentConfig(flip_p=cfg.flip_p, hsv=tuple(cfg.hsv)), aug_rng=seed.augmentation_rng(cfg.determinism))
+        aug=augment_config(cfg), aug_rng=seed.augmentation_rng(cfg.determinism), accumulate=cfg.accumulate)
+
 
 
 def steps_per_epoch(cfg: TrainConfig, data: KittiDataset, dist: Dist = Dist()) -> int:

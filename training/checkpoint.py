@@ -8,6 +8,7 @@ RNG states are stored as tensors and plain Python types, so opening a checkpoint
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +50,16 @@ def restore_rng(rng: dict) -> None:
 
 def save(path: str | Path, state: dict) -> None:
     """Write atomically (utils.io.atomic_open): a kill at any moment leaves the previous file or the new one."""
-    with atomic_open(path, "wb") as f:
-        torch.save({"format": FORMAT, **state}, f)
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+    except RuntimeError as exc:
+        # torch's zip writer meets a failed write() (a full disk) and then fails again while closing, with a
+        # RuntimeError; the OSError that explains it is that error's context.
+        cause = exc.__context__
+        if isinstance(cause, OSError) and cause.errno is not None:
+            raise OSError(cause.errno, cause.strerror, str(path)) from None
+        raise
 
 
 def load(path: str | Path) -> dict:
@@ -76,3 +85,50 @@ def check_model_state(path, saved: dict, model_state: dict) -> None:
                   "shape mismatch " + ", ".join(f"{k} {tuple(saved[k].shape)} vs {tuple(model_state[k].shape)}"
                                                 for k in shapes[:5]) if shapes else ""]
         raise UserError(f"{path}: checkpoint does not fit this model: " + "; ".join(d for d in detail if d))
+
+
+def to_host(obj):
+    """A copy of a (nested dict/list/tuple of) state with every tensor copied to host memory: a snapshot that
+    training can go on changing in place while it is written."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_host(v) for v in obj)
+    return obj
+
+
+class BackgroundWriter:
+    """Writes checkpoints on a background thread, one at a time, off the training thread.
+
+    ``submit`` snapshots the state to host memory at the step boundary (``to_host``), waits only if the previous
+    write is still running, and returns while the new file is written by ``save`` (atomic: a kill at any moment
+    leaves the previous file or the new one). A failed write (a full disk) is raised by the next ``submit`` or by
+    ``wait``, which the trainer calls before it finishes.
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, path: str | Path, state: dict) -> None:
+        self.wait()
+        snapshot = to_host(state)
+        self._thread = threading.Thread(target=self._write, args=(path, snapshot), name="checkpoint-writer")
+        self._thread.start()
+
+    def _write(self, path, state: dict) -> None:
+        try:
+            save(path, state)
+        except BaseException as exc:  # handed to the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the last write is on disk; raise its error, if any."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from data.kitti_labels import KITTI_CLASSES
+from data.transforms import AugmentConfig
 from utils.errors import UserError
 
 
@@ -27,6 +28,18 @@ class TrainConfig:
     model: str = _f("cfg/yolov3-small-kitti.cfg", "darknet .cfg describing the architecture")
     model_file_sha256: str = _f("", "sha256 of the --model file, recorded when the config is resolved: a run is "
                                     "defined by the file's content, not its name", derived=True)
+    weights: str = _f("", "initial weights: a darknet .weights file (whole model, or a backbone prefix such as "
+                          "darknet53.conv.74) or a .pt of this repo (its model state; a new run with a new "
+                          "recipe); empty: initialised from --seed")
+    weights_cutoff: int = _f(0, "darknet .weights: the file holds layers [0, N) (0: found from the file's size)")
+    weights_file_sha256: str = _f("", "sha256 of the --weights file, recorded when the config is resolved",
+                                  derived=True)
+    init: str = _f("darknet", "initialisation of the layers --weights does not cover: darknet (He-normal "
+                              "sqrt(2/fan_in), zero biases) or pytorch (PyTorch's defaults)",
+                   choices=("darknet", "pytorch"))
+    box_loss: str = _f("darknet", "darknet: box gradients equal darknet's deltas; sigmoid_l2: squared error on "
+                                  "sigmoid(tx, ty) and (tw, th) (the repo's earlier loss)",
+                       choices=("darknet", "sigmoid_l2"))
     # data
     data: str = _f("", "KITTI root (training/image_2, training/label_2, ImageSets); empty: the embedded "
                        "synthetic KITTI-format set, generated once into --synthetic-cache")
@@ -47,6 +60,8 @@ class TrainConfig:
     scale_every: int = _f(10, "batches per multi-scale block")
     flip_p: float = _f(0.5, "horizontal flip probability")
     hsv: tuple = _f((0.0, 0.0, 0.0), "HSV jitter gains h,s,v (0 disables)")
+    scale: tuple = _f((1.0, 1.0), "zoom jitter about the input centre, drawn from U(lo,hi) per image (1,1 disables)")
+    translate: float = _f(0.0, "shift jitter, drawn from U(-t,t) times the input width and height (0 disables)")
     # optimisation
     epochs: int = _f(60, "training epochs")
     batch_size: int = _f(8, "images per optimizer step per process (before accumulation)")
@@ -54,19 +69,23 @@ class TrainConfig:
     lr: float = _f(0.002, "peak learning rate (SGD), reached after burn-in")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(5e-4, "SGD weight decay on conv weights (not on BN or biases)")
-    burn_in: int = _f(100, "optimizer steps of darknet burn-in: lr * (step / burn_in) ** 4")
+    burn_in_images: int = _f(800, "darknet burn-in, counted in training images (the same at any batch size, "
+                                  "accumulation or world size): lr * (images seen / burn_in_images) ** 4")
     schedule: str = _f("cosine", "decay after burn-in", choices=("cosine", "step"))
     lr_steps: tuple = _f((0.8, 0.9), "step schedule: fractions of training where lr is multiplied by 0.1")
     lr_final: float = _f(0.05, "cosine schedule: final lr as a fraction of --lr")
     # reproducibility and hardware
     seed: int = _f(202003, "run seed: weights init, shuffling, augmentation")
+    seed_init: int = _f(-1, "seed of the weight initialisation alone (-1: --seed)")
+    seed_order: int = _f(-1, "seed of the epochs' sample order alone (-1: --seed)")
+    seed_aug: int = _f(-1, "seed of the augmentation draws and multi-scale sizes alone (-1: --seed)")
     determinism: str = _f("strict", "strict: bit-reproducible; reference: the reference post's recipe; "
                                     "off: cuDNN benchmark, no deterministic algorithms",
                           choices=("strict", "reference", "off"))
     fill_uninitialized_memory: bool = _f(True, "strict mode: keep deterministic mode's fill of torch.empty")
     threads: int = _f(2, "torch CPU threads (fixed: the thread count is part of the CPU reproducibility key)")
     device: str = _f("auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
-    amp: bool = _f(False, "bf16 autocast on CUDA")
+    amp: bool = _f(False, "bf16 autocast (CUDA, or CPUs with bf16 instructions: AVX-512 BF16 or AMX)")
     channels_last: bool = _f(False, "channels_last memory format")
     workers: int = _f(0, "DataLoader worker processes (results do not depend on it); 0 suits the RAM cache on 2 cores")
     # evaluation
@@ -77,13 +96,15 @@ class TrainConfig:
     max_det: int = _f(100, "evaluation: detections kept per frame")
     # run bookkeeping
     checkpoint_every: int = _f(0, "also write last.pt every N optimizer steps (0: only at epoch ends)")
+    checkpoint_epochs: int = _f(1, "write last.pt at the end of every N-th epoch (and of the last one)")
     fingerprint_every: int = _f(10, "hash the parameters into metrics.jsonl every N optimizer steps")
     stop_after: int = _f(0, "stop after N optimizer steps as if interrupted (testing resume; 0: never)")
 
 
 # Keys that may differ between runs (or between a checkpoint and its resumption) without changing what is computed.
-OPERATIONAL_KEYS = ("workers", "cache", "stop_after", "checkpoint_every", "eval_every", "device")
-TUPLE_TYPES = {"classes": str, "img_size": int, "hsv": float, "lr_steps": float, "eval_size": int}
+OPERATIONAL_KEYS = ("workers", "cache", "stop_after", "checkpoint_every", "checkpoint_epochs", "eval_every",
+                    "device")
+TUPLE_TYPES = {"classes": str, "img_size": int, "hsv": float, "scale": float, "lr_steps": float, "eval_size": int}
 
 
 def parse_value(name: str, value, where: str):
@@ -162,8 +183,9 @@ def resolve(args: argparse.Namespace, preset: str | None = None, base: TrainConf
         given = getattr(args, f.name, None)
         if given is not None:
             values[f.name] = parse_value(f.name, given, "--" + f.name.replace("_", "-"))
-    if values.get("model") != recorded.get("model"):
-        values.pop("model_file_sha256", None)
+    for key in ("model", "weights"):
+        if values.get(key) != recorded.get(key):
+            values.pop(f"{key}_file_sha256", None)
     return with_file_hashes(validate(TrainConfig(**values)))
 
 
@@ -173,13 +195,18 @@ def file_sha256(path: str | Path) -> str:
 
 
 def with_file_hashes(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with the sha256 of its model file; a different recorded hash means the file was edited: refused."""
-    actual = file_sha256(cfg.model)
-    if cfg.model_file_sha256 and cfg.model_file_sha256 != actual:
-        raise UserError(f"{cfg.model}: the model cfg changed since this run was configured (sha256 "
-                        f"{cfg.model_file_sha256[:12]}... recorded, {actual[:12]}... now); a run is defined by the "
-                        "file's content: restore the file, or start a new run")
-    return dataclasses.replace(cfg, model_file_sha256=actual)
+    """``cfg`` with the sha256 of its model and weights files; a different recorded hash means the file changed
+    since the run was configured: refused."""
+    hashes = {}
+    for key, what in (("model", "model cfg"), ("weights", "initial weights file")):
+        path, recorded = getattr(cfg, key), getattr(cfg, f"{key}_file_sha256")
+        actual = file_sha256(path) if path else ""
+        if recorded and recorded != actual:
+            raise UserError(f"{path or '--' + key}: the {what} changed since this run was configured (sha256 "
+                            f"{recorded[:12]}... recorded, {actual[:12] or 'no file'}... now); a run is defined by "
+                            "the file's content: restore the file, or start a new run")
+        hashes[f"{key}_file_sha256"] = actual
+    return dataclasses.replace(cfg, **hashes)
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
@@ -188,13 +215,20 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for name, size in sizes:
         if len(size) != 2 or any(v <= 0 or v % 32 for v in size):
             raise UserError(f"{name} must be W,H with positive multiples of 32, got {size}")
-    positive = ("epochs", "batch_size", "accumulate", "threads", "scale_every", "max_det", "fingerprint_every")
+    positive = ("epochs", "batch_size", "accumulate", "threads", "scale_every", "max_det", "fingerprint_every",
+                "checkpoint_epochs")
     for name in positive:
         if getattr(cfg, name) < 1:
             raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("workers", "burn_in", "eval_every", "checkpoint_every", "stop_after"):
+    for name in ("workers", "burn_in_images", "eval_every", "checkpoint_every", "stop_after", "weights_cutoff"):
         if getattr(cfg, name) < 0:
             raise UserError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    for name in ("seed_init", "seed_order", "seed_aug"):
+        if not -1 <= getattr(cfg, name) < 2**63:
+            raise UserError(f"{name} must be -1 (use --seed) or in [0, 2**63), got {getattr(cfg, name)}")
+    if not 0 <= cfg.seed < 2**63:
+        raise UserError(f"seed must be in [0, 2**63), got {cfg.seed}")
+    augment_config(cfg)
     unknown = [c for c in cfg.classes if c not in KITTI_CLASSES]
     if not cfg.classes or unknown or len(set(cfg.classes)) != len(cfg.classes):
         raise UserError(f"classes must list distinct KITTI classes ({', '.join(KITTI_CLASSES)}), got "
@@ -213,6 +247,20 @@ def config_differences(saved: dict, current: dict, ignore=OPERATIONAL_KEYS) -> l
                   and not (a[f.name] and b[f.name])}
     keys = [k for k in a if k not in set(ignore) | unrecorded and a[k] != b[k]]
     return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in keys]
+
+
+SEED_SOURCES = ("init", "order", "aug")
+
+
+def source_seed(cfg: TrainConfig, source: str) -> int:
+    """The seed of one source of randomness (init, order or aug): its own flag, else --seed."""
+    own = {"init": cfg.seed_init, "order": cfg.seed_order, "aug": cfg.seed_aug}[source]
+    return cfg.seed if own < 0 else own
+
+
+def augment_config(cfg: TrainConfig) -> AugmentConfig:
+    """The training augmentation of the config (data/transforms.py checks the values)."""
+    return AugmentConfig(flip_p=cfg.flip_p, hsv=tuple(cfg.hsv), scale=tuple(cfg.scale), translate=cfg.translate)
 
 
 def to_dict(cfg: TrainConfig) -> dict:

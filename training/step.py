@@ -8,14 +8,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from models.build import to_input
 from models.loss import yolo_loss
-from training.optim import set_lr
+from training.optim import Schedule, set_lr
 from utils.distributed import unwrap
 from utils.errors import UserError
-from utils.fingerprint import f32_hex, weights_sha256
+from utils.fingerprint import f32_hex, fingerprint_parts, finish_fingerprint
+from utils.timing import NO_TIMER, SectionTimer
 
 
 @dataclass
@@ -37,52 +39,67 @@ def forward_loss(model, heads, batch, device, cfg) -> dict[str, torch.Tensor]:
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
         outputs = model(x)
     return yolo_loss([o.float() for o in outputs], heads, batch.targets.to(device), batch.ignore.to(device),
-                     tuple(batch.size))
+                     tuple(batch.size), cfg.box_loss)
 
 
-def train_steps(model, heads, optimizer, batches, pos: Position, cfg, total_steps: int, device,
-                reduce_loss=lambda t: t):
+LOSS_KEYS = ("box", "obj", "cls", "total")
+
+
+def train_steps(model, heads, optimizer, batches, pos: Position, cfg, schedule: Schedule, device,
+                reduce_loss=lambda t: t, timer: SectionTimer = NO_TIMER):
     """Run ``batches`` (the rest of epoch ``pos.epoch``), stepping every ``cfg.accumulate`` batches.
 
     Yields the metrics.jsonl record (a dict) of each optimizer step, after the step; ``pos`` is advanced in place.
-    ``reduce_loss`` averages a loss tensor over DDP ranks (identity in a single process).
-    Raises NonFiniteLoss before stepping on a NaN or infinite loss.
+    ``reduce_loss`` averages a tensor over DDP ranks (identity in a single process). Each step transfers one small
+    tensor to the host (its losses, and every ``cfg.fingerprint_every`` steps the parameter fingerprint): the only
+    synchronisation with the device. The finite check reads that transfer, so it follows the optimizer step; a
+    non-finite loss raises NonFiniteLoss before the step's record exists, so nothing after it is ever saved.
     """
     model.train()
+    batches = iter(batches)
     sums, seen, tic = None, 0, time.perf_counter()
-    for batch in batches:
-        losses = forward_loss(model, heads, batch, device, cfg)
-        (losses["total"] / cfg.accumulate).backward()
-        detached = {k: v.detach() for k, v in losses.items()}
-        sums = detached if sums is None else {k: sums[k] + detached[k] for k in sums}
+    while True:
+        with timer.section("loader"):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        with timer.section("forward_backward"):
+            terms = forward_loss(model, heads, batch, device, cfg)
+            (terms["total"] / cfg.accumulate).backward()
+        losses = torch.stack([terms[k].detach() for k in LOSS_KEYS])  # (4,): one reduction, one transfer
+        sums = losses if sums is None else sums + losses
         seen += len(batch.images)
         pos.batch += 1
         if pos.batch % cfg.accumulate:
             continue
-        lr = set_lr(optimizer, pos.step, cfg, total_steps)
-        step_losses = {k: reduce_loss(v / cfg.accumulate) for k, v in sums.items()}
-        _check_finite(step_losses, pos)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        pos.step += 1
-        now = time.perf_counter()
-        yield _record(model, pos, cfg, lr, batch, step_losses, seen / (now - tic))
+        with timer.section("optimizer"):
+            lr = set_lr(optimizer, pos.step, schedule)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        with timer.section("bookkeeping"):
+            pos.step += 1
+            record = _record(model, pos, cfg, lr, batch, reduce_loss(sums / cfg.accumulate))
+        record["images_per_s"] = round(seen / (time.perf_counter() - tic), 2)
+        yield record
         sums, seen, tic = None, 0, time.perf_counter()
 
 
-def _check_finite(losses: dict, pos: Position) -> None:
-    if not all(torch.isfinite(v).item() for v in losses.values()):
-        values = {k: v.item() for k, v in losses.items()}
-        raise NonFiniteLoss(f"non-finite loss at optimizer step {pos.step + 1} (epoch {pos.epoch}, "
-                            f"batch {pos.batch}): {values}")
-
-
-def _record(model, pos: Position, cfg, lr: float, batch, losses: dict, images_per_s: float) -> dict:
-    """The metrics.jsonl line of one optimizer step."""
-    total = losses["total"].float().item()
-    record = {"type": "train", "step": pos.step, "epoch": pos.epoch, "batch": pos.batch, "lr": lr,
-              "size": list(batch.size), **{k: v.item() for k, v in losses.items()},
-              "loss_f32": f32_hex(total), "images_per_s": round(images_per_s, 2)}
+def _record(model, pos: Position, cfg, lr: float, batch, losses: torch.Tensor) -> dict:
+    """The metrics.jsonl line of one optimizer step, from one transfer: the (4,) float32 losses, and on
+    fingerprint steps the parameters' on-device fingerprint, both viewed as int32 so the copy moves raw bits."""
+    parts = [losses.float().view(torch.int32)]
+    header = None
     if pos.step % cfg.fingerprint_every == 0:
-        record["params"] = weights_sha256(unwrap(model).state_dict())[:16]
+        header, sums = fingerprint_parts(unwrap(model).state_dict().values())
+        parts.append(torch.stack(sums).view(torch.int32))
+    host = torch.cat(parts).cpu().numpy()
+    values = host[:4].view(np.float32)
+    if not np.isfinite(values).all():
+        raise NonFiniteLoss(f"non-finite loss at optimizer step {pos.step} (epoch {pos.epoch}, batch {pos.batch}): "
+                            f"{dict(zip(LOSS_KEYS, values.tolist()))}")
+    record = {"type": "train", "step": pos.step, "epoch": pos.epoch, "batch": pos.batch, "lr": lr,
+              "size": list(batch.size), **dict(zip(LOSS_KEYS, values.tolist())),
+              "loss_f32": f32_hex(float(values[3]))}
+    if header is not None:
+        record["fingerprint"] = finish_fingerprint(header, host[4:].view(np.int64).tolist())
     return record

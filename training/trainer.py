@@ -10,12 +10,12 @@ import torch
 import yaml
 
 from evaluation.evaluate import evaluate
-from evaluation.nms import NonFiniteOutput
 from evaluation.metrics import HEADLINE_NAME, headline
+from evaluation.nms import NonFiniteOutput
 from training import build, checkpoint
 from training.board import open_board
 from training.config import TrainConfig, config_differences, to_dict
-from training.optim import make_optimizer
+from training.optim import make_optimizer, make_schedule
 from training.run_dir import (
     MetricsLog,
     plot_training_loss,
@@ -25,10 +25,12 @@ from training.run_dir import (
 )
 from training.step import NonFiniteLoss, Position, train_steps
 from utils.distributed import Dist
+from utils.environment import peak_memory_mb
 from utils.errors import UserError
 from utils.fingerprint import losses_sha256, weights_sha256
 from utils.io import write_json
 from utils.progress import Progress
+from utils.timing import NO_TIMER, SectionTimer
 
 
 def _silent(*_args) -> None:
@@ -58,15 +60,21 @@ class Trainer:
         metrics: metrics.jsonl (rank 0, while ``fit`` runs), else None.
     """
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, dist: Dist = Dist(), log=print):
-        """Build datasets, model and optimizer: bad data or a bad cfg fails here, before any file is written."""
-        self.cfg, self.device, self.dist, self.run_dir = cfg, device, dist, None
+    def __init__(self, cfg: TrainConfig, device: torch.device, dist: Dist = Dist(), log=print,
+                 timer: SectionTimer = NO_TIMER):
+        """Build datasets, model and optimizer: bad data or a bad cfg fails here, before any file is written.
+        ``timer`` charges the loop's sections (benchmarks/loop_profile.py); the default one does nothing."""
+        self.cfg, self.device, self.dist, self.run_dir, self.timer = cfg, device, dist, None, timer
+        self.writer = checkpoint.BackgroundWriter()
         self.log = log if dist.is_main else _silent
         self.train_set, self.val_set = build.datasets(cfg)
         self.model = build.model(cfg, device)
+        if cfg.weights:
+            self.log(build.initial_weights(self.model, cfg))
         self.optimizer = make_optimizer(self.model, cfg)
         self.steps_per_epoch = build.steps_per_epoch(cfg, self.train_set, dist)
-        self.total_steps = cfg.epochs * self.steps_per_epoch
+        images_per_step = cfg.batch_size * cfg.accumulate * dist.world_size
+        self.schedule = make_schedule(cfg, images_per_step, cfg.epochs * self.steps_per_epoch)
         self.pos, self.best, self.final, self.last_ckpt, self.metrics = Position(), None, None, None, None
 
     def resume(self, path: str | Path, run_dir: Path) -> None:
@@ -104,34 +112,52 @@ class Trainer:
         tic = time.perf_counter()
         try:
             for epoch in range(self.pos.epoch, self.cfg.epochs):
-                if not self._train_epoch(ddp_model, epoch, progress):
+                finished = self._train_epoch(ddp_model, epoch, progress)
+                if finished:
+                    self.pos.epoch, self.pos.batch = epoch + 1, 0
+                    if self._checkpoint_due(epoch):
+                        self.save("last.pt")
+                    if self._eval_due(epoch):
+                        self.evaluate()
+                if not finished or self._stop_due():
                     self.log(f"stopped after optimizer step {self.pos.step} as asked (--stop-after); resume with "
                              f"--resume {self.run_dir / 'last.pt'}")
                     return {"stopped_at_step": self.pos.step}
-                self.pos.epoch, self.pos.batch = epoch + 1, 0
-                self.save("last.pt")
-                if self._eval_due(epoch):
-                    self.evaluate()
+            with self.timer.section("checkpoint"):
+                self.writer.wait()  # the last checkpoint is on disk before the run says it finished
         except (NonFiniteLoss, NonFiniteOutput) as exc:
             raise NonFiniteLoss(f"{exc}; {self._way_on()}") from None
         finally:
             progress.close()
-            if self.metrics:
-                self.metrics.close()
+            try:
+                self.writer.wait()
+            finally:
+                if self.metrics:
+                    self.metrics.close()
         return self._finish(time.perf_counter() - tic)
 
+    def _stop_due(self) -> bool:
+        return bool(self.cfg.stop_after) and self.pos.step >= self.cfg.stop_after
+
+    def _checkpoint_due(self, epoch: int) -> bool:
+        """last.pt at the end of every --checkpoint-epochs-th epoch, of the last one, and where a run stops."""
+        return epoch + 1 == self.cfg.epochs or (epoch + 1) % self.cfg.checkpoint_epochs == 0 or self._stop_due()
+
     def _train_epoch(self, ddp_model, epoch: int, progress: Progress) -> bool:
-        """The rest of ``epoch``; False when --stop-after was reached (after writing last.pt)."""
+        """The rest of ``epoch``; False when --stop-after was reached within it (after writing last.pt). A stop at
+        the epoch's last step is left to the epoch end, so that its checkpoint is the epoch-end one."""
+        end = self.steps_per_epoch * self.cfg.accumulate
         cfg = self.cfg
         self.pos.epoch = epoch
         loader = build.train_loader(cfg, self.train_set, epoch, self.pos.batch, self.dist)
         progress.start_epoch(epoch, cfg.epochs)
         for record in train_steps(ddp_model, self.model.heads, self.optimizer, loader, self.pos, cfg,
-                                  self.total_steps, self.device, self.dist.mean):
-            if self.metrics:
-                self.metrics.write(record)
-            progress.step(record, self.steps_per_epoch)
-            if cfg.stop_after and self.pos.step >= cfg.stop_after:
+                                  self.schedule, self.device, self.dist.mean, self.timer):
+            with self.timer.section("bookkeeping"):
+                if self.metrics:
+                    self.metrics.write(record)
+                progress.step(record, self.steps_per_epoch)
+            if self._stop_due() and self.pos.batch < end:
                 self.save("last.pt")
                 return False
             if cfg.checkpoint_every and self.pos.step % cfg.checkpoint_every == 0:
@@ -144,7 +170,8 @@ class Trainer:
 
     def evaluate(self) -> None:
         """Score the model on the val split (every rank predicts a shard); rank 0 logs it and keeps best.pt."""
-        result = evaluate(self.model, self.val_set, build.predict_settings(self.cfg), self.device, self.dist)
+        with self.timer.section("evaluation"):
+            result = evaluate(self.model, self.val_set, build.predict_settings(self.cfg), self.device, self.dist)
         if not self.dist.is_main:
             return
         score = headline(result)
@@ -158,7 +185,12 @@ class Trainer:
             self.save("best.pt", all_ranks=False)
 
     def save(self, name: str, all_ranks: bool = True) -> None:
-        """Write a checkpoint from rank 0. With ``all_ranks`` (every rank calls it) it holds each rank's RNG state."""
+        """Write a checkpoint from rank 0, in the background (checkpoint.BackgroundWriter). With ``all_ranks``
+        (every rank calls it) it holds each rank's RNG state."""
+        with self.timer.section("checkpoint"):
+            self._save(name, all_ranks)
+
+    def _save(self, name: str, all_ranks: bool) -> None:
         self._check_finite_weights()
         rngs = self.dist.gather(checkpoint.capture_rng()) if all_ranks else [checkpoint.capture_rng()]
         if not self.dist.is_main:
@@ -166,7 +198,7 @@ class Trainer:
         if self.metrics:
             self.metrics.sync()
         path = self.run_dir / name
-        checkpoint.save(path, {
+        self.writer.submit(path, {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": {"kind": self.cfg.schedule, "step": self.pos.step},
             "epoch": self.pos.epoch, "step": self.pos.step, "batch": self.pos.batch,
@@ -198,6 +230,7 @@ class Trainer:
             plot_training_loss([r for r in records if r.get("type") == "train"], self.run_dir / "loss.png")
             summary.update({
                 "losses_sha256": losses_sha256(losses), "steps": len(losses), "train_seconds": round(seconds, 1),
+                "peak_memory_mb": peak_memory_mb(self.device),
                 "final": self.final, "best": self.best, "run_dir": str(self.run_dir),
             })
             write_json(self.run_dir / "summary.json", summary)

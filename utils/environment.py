@@ -44,6 +44,14 @@ def environment(switches: dict, device: torch.device, extra: dict | None = None)
     return env
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """The process's peak memory in MiB: allocated by torch on a CUDA device, else the host's peak resident set."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
 def reproducibility_key(env: dict) -> dict:
     """The part of an env.json two runs must share for their bits to be comparable."""
     det = env.get("determinism", {})

@@ -88,6 +88,15 @@ def _seed_all(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+def seed_model_init(seed: int) -> None:
+    """Seed the global torch RNG right before a model is built: its only consumer in training is the weight
+    initialisation, so ``--seed-init`` can vary it alone (with ``--seed-init`` unset this repeats ``configure``'s
+    seeding, which nothing has drawn from yet)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    torch.manual_seed(seed)
+
+
 def switches(mode: str, seed: int) -> dict:
     """The global state that decides reproducibility, as currently set."""
     return {

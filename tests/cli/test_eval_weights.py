@@ -6,8 +6,8 @@ from tests.conftest import run_python as run
 
 
 def test_eval_weights_and_detect(tmp_path):
-    run("train.py", "--config", str(REPO / "cfg" / "ci-tiny.yaml"), "--epochs", "1", "--project", str(tmp_path),
-        "--name", "r")
+    run("train.py", "--config", str(REPO / "cfg" / "ci-tiny.yaml"), "--epochs", "1", "--burn-in-images", "4",
+        "--project", str(tmp_path), "--name", "r")
     best = tmp_path / "r" / "best.pt"
     out = tmp_path / "eval"
     done = run("eval.py", "--weights", str(best), "--out", str(out))

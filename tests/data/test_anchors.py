@@ -2,7 +2,14 @@
 import numpy as np
 import pytest
 
-from data.anchors import format_anchors, get_args_parser, kmeans_anchors, letterbox_scale, main, mean_best_iou
+from data.anchors import (
+    format_anchors,
+    get_args_parser,
+    kmeans_anchors,
+    letterbox_scale,
+    main,
+    mean_best_iou,
+)
 from data.kitti import image_size
 
 

@@ -11,7 +11,7 @@ from tests.conftest import REPO, run_python
 TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
 
 
-def fresh_data(folder: Path, num: int = 8) -> Path:
+def fresh_data(folder: Path, num: int = 16) -> Path:
     """A new synthetic KITTI-format set (``num`` frames, half train, half val) that the test may damage."""
     generate(folder, num, seed=0)
     return folder

@@ -49,14 +49,14 @@ def test_user_gives_splits_that_share_frames(tmp_path):
     data = fresh_data(tmp_path / "data")
     (data / "ImageSets" / "val.txt").write_text((data / "ImageSets" / "train.txt").read_text())
     done = train(tmp_path / "runs", "x", "--data", str(data))
-    assert_one_error_line(done, PROG, "share 4 of 4 val frames", "--allow-split-overlap")
+    assert_one_error_line(done, PROG, "share 8 of 8 val frames", "--allow-split-overlap")
     assert not (tmp_path / "runs" / "x").exists()
 
 
 def test_user_overlaps_the_splits_on_purpose(tmp_path):
     data = fresh_data(tmp_path / "data")
     (data / "ImageSets" / "val.txt").write_text((data / "ImageSets" / "train.txt").read_text())
-    done = train(tmp_path / "runs", "x", "--data", str(data), "--allow-split-overlap", "true", "--epochs", "1")
+    done = train(tmp_path / "runs", "x", "--data", str(data), "--allow-split-overlap", "true")
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -69,7 +69,7 @@ def test_user_labels_a_box_entirely_outside_its_image(tmp_path):
     label.write_text("\n".join(lines) + "\n")
     done = train(tmp_path / "runs", "x", "--data", str(data))
     assert_one_error_line(done, PROG, f"{label}:{len(lines)}:", "entirely outside", "--bad-labels skip")
-    skipped = train(tmp_path / "runs", "y", "--data", str(data), "--bad-labels", "skip", "--epochs", "1")
+    skipped = train(tmp_path / "runs", "y", "--data", str(data), "--bad-labels", "skip")
     assert skipped.returncode == 0 and "entirely outside" in skipped.stderr
 
 
@@ -122,9 +122,9 @@ def test_user_edits_the_model_cfg_and_trains_again(tmp_path):
     """A changed input is not nondeterminism: the second run must not claim 'NOT reproduced'."""
     cfg = tmp_path / "m.cfg"
     cfg.write_text((REPO / "cfg" / "yolov3-small-kitti.cfg").read_text())
-    assert train(tmp_path, "a", "--model", str(cfg), "--epochs", "1").returncode == 0
+    assert train(tmp_path, "a", "--model", str(cfg)).returncode == 0
     cfg.write_text(cfg.read_text().replace("activation=leaky", "activation=relu", 1))
-    done = train(tmp_path, "b", "--model", str(cfg), "--epochs", "1")
+    done = train(tmp_path, "b", "--model", str(cfg))
     assert done.returncode == 0 and "NOT reproduced" not in done.stdout and "no earlier run" in done.stdout
 
 
@@ -198,9 +198,9 @@ def test_user_asks_for_zero_repeats_or_repeated_seeds(tmp_path):
 def test_user_sets_a_learning_rate_that_diverges(tmp_path):
     """At lr 1e10 the loss itself turns NaN; at 1e6 the loss stays finite while the weights explode, which the
     evaluation catches. Both say where a new run can start from."""
-    done = train(tmp_path, "x", "--lr", "1e10", "--epochs", "20", "--burn-in", "1")
+    done = train(tmp_path, "x", "--lr", "1e10", "--epochs", "20", "--burn-in-images", "4")
     assert_one_error_line(done, PROG, "non-finite loss at optimizer step 2", "--weights PATH and a lower --lr")
-    done = train(tmp_path, "y", "--lr", "1e6", "--epochs", "20", "--burn-in", "1")
+    done = train(tmp_path, "y", "--lr", "1e6", "--epochs", "20", "--burn-in-images", "4")
     assert_one_error_line(done, PROG, "outputs contain NaN or inf", f"last checkpoint {tmp_path / 'y' / 'last.pt'}")
 
 

@@ -1,4 +1,5 @@
-"""models/cfg.py and models/darknet.py: cfg parsing, building upstream and repo cfgs, head metadata, and file:line errors."""
+"""models/cfg.py and models/darknet.py: cfg parsing, building upstream and repo cfgs, head metadata, and file:line
+errors."""
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,7 @@ BAD_CFGS = {
     "classes differ": (NET + HEAD + HEAD.replace("classes=1", "classes=2").replace("filters=6", "filters=7"),
                        None, "found classes [1, 2]"),
     "bad mask": (NET + HEAD.replace("mask=0", "mask=2"), 10, "mask = 2: indices must lie in 0..1"),
+    "truth_thresh": (NET + HEAD.replace("mask=0", "mask=0\ntruth_thresh=0.7"), 11, "not implemented"),
     "head filters": (NET + HEAD.replace("filters=6", "filters=12"), 9, "expected len(mask) * (5 + classes) = 6"),
 }
 

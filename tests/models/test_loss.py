@@ -2,6 +2,7 @@
 import math
 from dataclasses import dataclass
 
+import pytest
 import torch
 
 from models.loss import build_targets, yolo_loss
@@ -66,12 +67,20 @@ def test_zero_outputs_give_hand_computed_loss_without_targets():
     assert loss["box"].item() == 0 and loss["cls"].item() == 0
 
 
+def entropy(t: float) -> float:
+    return -(t * math.log(t) + (1 - t) * math.log(1 - t))
+
+
 def test_single_target_hand_computed_terms():
     targets = torch.tensor([[0, 1, 40, 16, 60, 24.0]])  # exact anchor shape -> twh target 0
     loss = yolo_loss(raw_outputs(), HEADS, targets, torch.zeros((0, 5)), SIZE)
-    # sigmoid(0) = 0.5 against txy (50/16-3, 20/16-1) = (0.125, 0.25); twh error 0.
-    expected_box = (2 - (20 / 128) * (8 / 64)) * ((0.5 - 0.125) ** 2 + (0.5 - 0.25) ** 2)
+    # txy targets (50/16-3, 20/16-1) = (0.125, 0.25); tx = ty = 0 gives BCE log 2 each, minus the entropy of the
+    # target; twh error 0. Weight 2 - w*h with w, h relative to the input.
+    weight = 2 - (20 / 128) * (8 / 64)
+    expected_box = weight * (2 * math.log(2) - entropy(0.125) - entropy(0.25))
     assert math.isclose(loss["box"].item(), expected_box, rel_tol=1e-6)
+    legacy = yolo_loss(raw_outputs(), HEADS, targets, torch.zeros((0, 5)), SIZE, box_loss="sigmoid_l2")
+    assert math.isclose(legacy["box"].item(), weight * ((0.5 - 0.125) ** 2 + (0.5 - 0.25) ** 2), rel_tol=1e-6)
     assert math.isclose(loss["cls"].item(), 2 * math.log(2), rel_tol=1e-6)
     # No prediction overlaps the ground truth with IoU > 0.21, so: 1 positive + 79 background, log 2 each.
     assert math.isclose(loss["obj"].item(), 80 * math.log(2), rel_tol=1e-6)
@@ -110,3 +119,59 @@ def test_loss_is_differentiable_and_normalised_per_image():
     loss["total"].backward()
     assert all(o.grad is not None and torch.isfinite(o.grad).all() for o in outs)
     assert set(loss) == {"box", "obj", "cls", "total"}
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_gradients_equal_darknet_deltas_on_a_hand_built_case():
+    """darknet's yolo_layer.c sets, for the assigned prediction, delta = scale * (t - sigmoid(x)) on tx, ty (no
+    sigmoid derivative), scale * (t - x) on tw, th, 1 - sigmoid(o) on objectness, onehot - sigmoid(c) on classes,
+    and -sigmoid(o) on background objectness; the loss's gradient must be -delta / images."""
+    outs = [o.detach().clone() for o in raw_outputs(n=2)]
+    # target 20x8 centred at (50, 20) in image 1: head 1, anchor 1 (20x8), cell (gi 3, gj 1); txy (0.125, 0.25)
+    raw = {"x": 0.3, "y": -0.7, "w": 0.2, "h": -0.1, "o": 0.5, "c0": 0.1, "c1": -0.2}
+    head1 = outs[1].view(2, 2, 7, 4, 8)  # (N, A, 5+C, H, W)
+    head1[1, 1, :, 1, 3] = torch.tensor(list(raw.values()))
+    outs = [o.requires_grad_() for o in outs]
+    targets = torch.tensor([[1, 1, 40, 16, 60, 24.0]])
+    yolo_loss(outs, HEADS, targets, torch.zeros((0, 5)), SIZE)["total"].backward()
+    grad = outs[1].grad.view(2, 2, 7, 4, 8)[1, 1, :, 1, 3]
+    scale, tw, th = 2 - (20 / 128) * (8 / 64), 0.0, 0.0
+    delta = [scale * (0.125 - sigmoid(raw["x"])), scale * (0.25 - sigmoid(raw["y"])), scale * (tw - raw["w"]),
+             scale * (th - raw["h"]), 1 - sigmoid(raw["o"]), 0 - sigmoid(raw["c0"]), 1 - sigmoid(raw["c1"])]
+    assert grad.tolist() == pytest.approx([-d / 2 for d in delta], rel=1e-5, abs=1e-7)
+    # a background prediction of image 0 (all raw outputs 0): objectness delta -sigmoid(0), nothing else
+    background = outs[0].grad.view(2, 2, 7, 2, 4)[0, 0, :, 0, 0]
+    assert background.tolist() == pytest.approx([0, 0, 0, 0, 0.5 / 2, 0, 0])
+
+
+def test_gradients_equal_darknet_deltas_everywhere_on_random_outputs():
+    """Random raw outputs, several targets on both heads, an ignore region: every entry of every head's gradient is
+    -delta / images, with delta computed element by element as darknet does (positives from build_targets,
+    background from the ignore rule)."""
+    from models.head import split_head
+    from models.loss import _background_mask
+    torch.manual_seed(0)
+    outs = [(torch.randn(2, 14, h, w) * 1.5).requires_grad_() for h, w in GRIDS]
+    targets = torch.tensor([[0, 1, 40, 16, 60, 24.0], [0, 0, 2, 2, 38, 34.0], [1, 1, 70, 20, 120, 60.0],
+                            [1, 0, 10, 30, 22, 40.0]])
+    ignore = torch.tensor([[1, 0, 0, 30, 30.0]])
+    yolo_loss(outs, HEADS, targets, ignore, SIZE)["total"].backward()
+    assign = build_targets(targets, HEADS, GRIDS, SIZE)
+    for h, (out, head) in enumerate(zip(outs, HEADS)):
+        pred = split_head(out.detach(), 2)  # (N, A, H, W, 7)
+        delta = torch.zeros_like(pred)
+        positive = torch.zeros(pred.shape[:4], dtype=torch.bool)
+        for k in torch.nonzero(assign.head == h).flatten().tolist():
+            b, a, j, i = (int(t[k]) for t in (assign.image, assign.anchor, assign.gj, assign.gi))
+            p, s = pred[b, a, j, i], float(assign.weight[k])
+            delta[b, a, j, i, 0:2] = s * (assign.txy[k] - p[0:2].sigmoid())
+            delta[b, a, j, i, 2:4] = s * (assign.twh[k] - p[2:4])
+            delta[b, a, j, i, 4] = 1 - p[4].sigmoid()
+            delta[b, a, j, i, 5:] = torch.nn.functional.one_hot(assign.cls[k], 2) - p[5:].sigmoid()
+            positive[b, a, j, i] = True
+        background = _background_mask(pred, head, targets, ignore) & ~positive
+        delta[..., 4] = torch.where(background, -pred[..., 4].sigmoid(), delta[..., 4])
+        torch.testing.assert_close(split_head(out.grad, 2), -delta / 2, rtol=1e-5, atol=1e-7)

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from models.darknet import Darknet
-from models.weights import load_darknet_weights, save_darknet_weights
+from models.weights import (
+    _tensors,
+    find_cutoff,
+    load_darknet_weights,
+    save_darknet_weights,
+)
 from tests.conftest import REPO
 
 REPO_CFG = REPO / "cfg"
@@ -113,3 +118,29 @@ def test_bad_cutoff(small_weights):
     model, path = small_weights
     with pytest.raises(ValueError, match="cutoff must lie in 0..37"):
         save_darknet_weights(model, path, cutoff=38)
+
+
+def test_find_cutoff_reads_the_prefix_length_from_the_file_size(tmp_path):
+    """A backbone prefix (as darknet53.conv.74 is of yolov3): the file size gives how many layers it holds."""
+    model = build(REPO_CFG / "yolov3-small-kitti.cfg", 1)
+    save_darknet_weights(model, tmp_path / "backbone.weights", cutoff=17)
+    target = build(REPO_CFG / "yolov3-small-kitti.cfg", 2)
+    cutoff = find_cutoff(target, tmp_path / "backbone.weights")
+    assert cutoff >= 17 and sum(t.numel() for t in _tensors(model, cutoff)) == sum(
+        t.numel() for t in _tensors(model, 17))  # layers without weights after 16 do not change the count
+    load_darknet_weights(target, tmp_path / "backbone.weights", cutoff)
+    a, b = model.state_dict(), target.state_dict()
+    early = [k for k in a if int(k.split(".")[1]) < 17]
+    assert early and all(torch.equal(a[k], b[k]) for k in early)
+    assert not torch.equal(a["module_list.35.conv.weight"], b["module_list.35.conv.weight"])  # a head: not loaded
+
+
+def test_a_file_that_fits_no_prefix_names_both_sizes(tmp_path):
+    model = build(REPO_CFG / "yolov3-small-kitti.cfg", 1)
+    save_darknet_weights(model, tmp_path / "w.weights")
+    path = tmp_path / "w.weights"
+    path.write_bytes(path.read_bytes() + bytes(4 * 7))  # 7 floats too many
+    total = sum(t.numel() for t in _tensors(model, None))
+    with pytest.raises(ValueError, match=rf"{total + 7:,} float32 values after the header fit no prefix.*"
+                                         rf"whole model needs {total:,}"):
+        find_cutoff(model, path)

@@ -105,3 +105,39 @@ def test_tensorboard_events_mirror_metrics(runs_dir):
     scalars = read_scalars(run)
     assert scalars["train/total"] == steps
     assert [s for s, _ in scalars["eval/coco/mAP50"]] == [r["step"] for r in lines if r["type"] == "eval"]
+
+
+def test_accumulation_resumes_to_the_same_bits_from_mid_epoch_and_epoch_end(tmp_path):
+    """accumulate 3 over 8 batches of 1 image: 2 optimizer steps an epoch and 2 batches that no step uses (they
+    are not carried into the next epoch). Stopping after step 1 (mid-epoch) or 2 (epoch end) and resuming, each a
+    separate process, reaches the bits of the uninterrupted run."""
+    acc = ["--batch-size", "1", "--accumulate", "3", "--burn-in-images", "6"]
+    train(tmp_path, "straight", *acc)
+    assert summary(tmp_path / "straight")["steps"] == 4
+    for stop in ("1", "2"):
+        train(tmp_path, f"stop{stop}", *acc, "--stop-after", stop)
+        ckpt = checkpoint.load(tmp_path / f"stop{stop}" / "last.pt")
+        assert (ckpt["step"], ckpt["batch"]) == ((1, 3) if stop == "1" else (2, 0))
+        train(tmp_path, "unused", "--resume", str(tmp_path / f"stop{stop}" / "last.pt"))
+        assert fingerprints(tmp_path / f"stop{stop}") == fingerprints(tmp_path / "straight"), stop
+
+
+def test_weights_start_training_from_their_values(tmp_path):
+    """--weights: a .weights file written here starts the run from its values: the first loss differs from a
+    random init and is the same in two processes; the file's sha256 is part of the config."""
+    weights = tmp_path / "init.weights"
+    code = ("import sys, torch; from models.darknet import Darknet; from models.weights import save_darknet_weights;"
+            "torch.manual_seed(123); save_darknet_weights(Darknet('cfg/yolov3-small-kitti.cfg', num_classes=8), "
+            "sys.argv[1])")
+    run_python("-c", code, str(weights))
+    first = {}
+    for name, extra in (("w1", ["--weights", str(weights)]), ("w2", ["--weights", str(weights)]), ("rand", [])):
+        out = train(tmp_path, name, "--epochs", "1", "--burn-in-images", "4", *extra).stdout
+        lines = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        first[name] = next(r["loss_f32"] for r in lines if r["type"] == "train")
+        if extra:
+            assert f"loaded layers 0-36 (24 convolutions) from {weights}" in out
+    assert first["w1"] == first["w2"] != first["rand"]
+    config = (tmp_path / "w1" / "config.yaml").read_text()
+    import hashlib
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() in config
