@@ -3,8 +3,12 @@
     python compare.py runs/exp/r1 runs/exp/r2            # report.md, report.json, loss_curves.png, loss_diff.png
     python compare.py runs/a runs/b --out reports/ab --force   # compare runs whose config or environment differ
     python compare.py --audit runs/exp/last.pt           # per-parameter gradient identity over two passes
+    python compare.py --baseline runs/a --candidate runs/b --intended lr   # A/B: is B better, or noise?
 
 Runs whose config (seed aside) or environment differ are refused with the differing keys, unless --force.
+A/B mode takes two groups (run directories, or folders of them): each must be one configuration, and the groups
+may differ only in the --intended keys (or in exactly one key); ab_report.md gives per metric the difference with
+its 95% CI, P(B>A) and the seeds needed to detect a --delta-point difference.
 """
 from __future__ import annotations
 
@@ -19,8 +23,17 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", help="finished run directories (config.yaml, metrics.jsonl, ...)")
-    parser.add_argument("--out", default=None, help="report directory (default: the runs' common parent)")
+    parser.add_argument("--out", default=None, help="report directory (default: the runs' common parent; A/B: "
+                                                    "ab-report beside the first candidate run)")
     parser.add_argument("--force", action="store_true", help="compare runs with differing config or environment")
+    parser.add_argument("--baseline", nargs="+", default=None, metavar="RUNS",
+                        help="A/B: the baseline group (A), run directories or folders of them")
+    parser.add_argument("--candidate", nargs="+", default=None, metavar="RUNS",
+                        help="A/B: the candidate group (B), run directories or folders of them")
+    parser.add_argument("--intended", default=None, metavar="KEY,...",
+                        help="A/B: the config keys the candidate changes on purpose (default: the one that differs)")
+    parser.add_argument("--delta", type=float, default=None,
+                        help="A/B: the difference worth detecting, in points, for the seeds needed (default 1.0)")
     parser.add_argument("--audit", default=None, metavar="CKPT", help="audit one training step of a checkpoint")
     parser.add_argument("--repeats", type=int, default=2, help="--audit: passes to compare (default 2)")
     parser.add_argument("--device", default=None, help="--audit: cpu or cuda (default: the run's)")
@@ -33,6 +46,10 @@ def main(args: argparse.Namespace) -> int:
         rows = audit_checkpoint(args.audit, args.repeats, args.device)
         print(format_audit(rows))
         return 0 if all(r["identical"] for r in rows) else 1
+    if args.baseline or args.candidate:
+        return _ab(args)
+    if args.intended is not None or args.delta is not None:
+        raise UserError("--intended and --delta belong to an A/B comparison (--baseline RUNS --candidate RUNS)")
     if len(args.runs) < 2:
         raise UserError("give at least two run directories (or --audit CKPT)")
     from experiment.comparison import incompatibilities, load_run
@@ -47,6 +64,20 @@ def main(args: argparse.Namespace) -> int:
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.md'}")
     return 0 if result["bitwise_identical"] in (True, None) else 2
+
+
+def _ab(args: argparse.Namespace) -> int:
+    if not (args.baseline and args.candidate):
+        raise UserError("an A/B comparison needs both --baseline RUNS and --candidate RUNS")
+    if args.runs:
+        raise UserError("give runs either positionally (repeats of one config) or with --baseline/--candidate "
+                        "(an A/B comparison), not both")
+    from experiment.ab import run_ab
+    report = run_ab(args.baseline, args.candidate, args.out, args.intended,
+                    1.0 if args.delta is None else args.delta, args.force)
+    print(report.read_text())
+    print(f"report: {report}")
+    return 0
 
 
 def _common_parent(paths: list[Path]) -> Path:

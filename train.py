@@ -4,6 +4,7 @@
     python train.py --seed 202003                          # again: says whether it reproduced the first run
     python train.py --seed 202003 --repeat 2               # N runs in fresh processes + comparison report
     python train.py --seeds 202003,1,2 --repeat 2          # seed variance beside run-to-run nondeterminism
+    python train.py --vary init,order,aug --repeat 4       # which source of randomness moves mAP, and how much
     python train.py --config cfg/kitti.yaml --data /path/to/kitti --determinism reference
     python train.py --resume runs/exp/last.pt              # continue to the same final bits
     torchrun --nproc_per_node 2 train.py --config cfg/ci-tiny.yaml   # DDP (gloo on CPU, nccl on CUDA)
@@ -31,6 +32,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--name", default="exp", help="run directory name; exp, exp2, ... are never overwritten")
     run.add_argument("--repeat", type=int, default=1, help="train N times, each in a fresh process, then compare")
     run.add_argument("--seeds", default=None, help="comma-separated seeds for a --repeat grid (default: --seed)")
+    run.add_argument("--vary", default=None, metavar="SOURCES",
+                     help="comma-separated subset of init,order,aug: with --repeat N, N runs per source varying only "
+                          "its seed (seed+1..seed+N) and N with every seed at --seed, then variance.md")
     config_lib.add_arguments(parser.add_argument_group("config (each overrides the preset)"))
     return parser
 
@@ -51,7 +55,7 @@ def main(args: argparse.Namespace) -> dict:
     if args.repeat < 1:
         raise UserError(f"--repeat must be >= 1, got {args.repeat}")
     cfg = resolve_config(args)
-    if args.repeat > 1 or args.seeds:
+    if args.repeat > 1 or args.seeds or args.vary is not None:
         from experiment.grid import run_grid
         return run_grid(args, cfg)
     from experiment.reproduce import check_against_earlier

@@ -14,12 +14,18 @@ from pathlib import Path
 
 import yaml
 
-from training.config import OPERATIONAL_KEYS, config_differences
+from training.config import (
+    OPERATIONAL_KEYS,
+    SEED_SOURCES,
+    config_differences,
+    from_dict,
+    source_seed,
+)
 from training.run_dir import read_metrics
 from utils.environment import reproducibility_key
 from utils.errors import UserError
 
-SEED_KEY = "seed"
+SEED_KEYS = ("seed",) + tuple(f"seed_{s}" for s in SEED_SOURCES)  # may differ between runs that are compared
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,16 @@ class RunRecord:
     summary: dict
 
     @property
-    def seed(self) -> int:
-        return self.config[SEED_KEY]
+    def seeds(self) -> tuple[int, ...]:
+        """The seed each source of randomness used: (init, order, aug)."""
+        cfg = from_dict(self.config)
+        return tuple(source_seed(cfg, s) for s in SEED_SOURCES)
+
+    @property
+    def seed(self):
+        """What identifies the run's randomness: ``--seed``, or the per-source seeds when one was set apart."""
+        seeds = self.seeds
+        return self.config["seed"] if set(seeds) == {self.config["seed"]} else seeds
 
     @property
     def name(self) -> str:
@@ -59,7 +73,7 @@ def incompatibilities(runs: list[RunRecord]) -> list[str]:
     first = runs[0]
     problems = []
     for other in runs[1:]:
-        for line in config_differences(first.config, other.config, ignore=OPERATIONAL_KEYS + (SEED_KEY,)):
+        for line in config_differences(first.config, other.config, ignore=OPERATIONAL_KEYS + SEED_KEYS):
             problems.append(f"config {line} ({first.name} -> {other.name})")
         a, b = reproducibility_key(first.env), reproducibility_key(other.env)
         for key in sorted(a):
@@ -75,7 +89,7 @@ def first_divergence(a: RunRecord, b: RunRecord) -> int | None:
     yet is caught at the next fingerprinted step.
     """
     for ra, rb in zip(a.train, b.train):
-        if ra["loss_f32"] != rb["loss_f32"] or ra.get("params") != rb.get("params"):
+        if ra["loss_f32"] != rb["loss_f32"] or ra.get("fingerprint") != rb.get("fingerprint"):
             return ra["step"]
     if len(a.train) != len(b.train):
         return min(len(a.train), len(b.train)) + 1

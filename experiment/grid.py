@@ -1,4 +1,5 @@
-"""The experiment of the reference post: the same training repeated in fresh processes, then compared.
+"""The experiment of the reference post: the same training repeated in fresh processes, then compared; and the
+variance decomposition (--vary): one source of randomness varied at a time.
 
 Each run is its own ``python train.py`` process, so no cuDNN autotuning cache, RNG or allocator state is shared:
 differences between runs are the ones a user would see.
@@ -12,6 +13,13 @@ from pathlib import Path
 
 from experiment.comparison import load_run
 from experiment.report import write_report
+from experiment.statistics import IDENTICAL_SOURCE
+from experiment.variance import (
+    load_sources,
+    parse_sources,
+    plan_runs,
+    write_variance_report,
+)
 from training.config import TrainConfig, to_dict
 from training.run_dir import new_run_dir, write_config
 from utils.errors import UserError
@@ -35,7 +43,9 @@ def parse_seeds(text: str | None, default: int) -> list[int]:
 def run_grid(args, cfg: TrainConfig, log=print) -> dict:
     """Train every (seed, repeat) in a fresh process under runs/NAME/, then write the comparison there."""
     if args.resume:
-        raise UserError("--repeat/--seeds start new runs; they cannot be combined with --resume")
+        raise UserError("--repeat/--seeds/--vary start new runs; they cannot be combined with --resume")
+    if args.vary is not None:
+        return run_vary(args, cfg, log)
     seeds = parse_seeds(args.seeds, cfg.seed)
     group = new_run_dir(args.project, args.name)
     write_config(group, to_dict(cfg))
@@ -50,6 +60,30 @@ def run_grid(args, cfg: TrainConfig, log=print) -> dict:
     log((group / "report.md").read_text())
     log(f"report: {group / 'report.md'}")
     return result
+
+
+def run_vary(args, cfg: TrainConfig, log=print) -> dict:
+    """--vary: for each named source, --repeat runs varying only its seed, plus --repeat identical runs, each in a
+    fresh process under runs/NAME/; then the comparison of the identical runs and the variance report there."""
+    sources = parse_sources(args.vary)
+    if args.seeds:
+        raise UserError("--vary varies one source's seed around --seed; it cannot be combined with --seeds")
+    if args.repeat < 2:
+        raise UserError(f"--vary needs --repeat N with N >= 2 (runs per source, to measure a spread), got "
+                        f"{args.repeat}")
+    plan = plan_runs(cfg, sources, args.repeat)
+    group = new_run_dir(args.project, args.name)
+    write_config(group, to_dict(cfg))
+    for i, (name, run_cfg) in enumerate(plan, start=1):
+        log(f"=== {group / name}: run {i}/{len(plan)}")
+        _train_child(group, name, run_cfg)
+    by_source = load_sources(group)
+    comparison = write_report(group, by_source[IDENTICAL_SOURCE])
+    variance = write_variance_report(group, by_source)
+    log((group / "report.md").read_text())
+    log((group / "variance.md").read_text())
+    log(f"reports: {group / 'report.md'}, {group / 'variance.md'}")
+    return {"comparison": comparison, "variance": variance}
 
 
 def _train_child(group: Path, name: str, cfg: TrainConfig) -> None:

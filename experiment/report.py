@@ -31,7 +31,8 @@ def _fmt(value, digits: int = 3) -> str:
 def render_markdown(result: dict) -> str:
     """The human-readable report: verdict, per-pair divergence, per-run metrics, spread tables."""
     verdict = {True: "**bitwise identical**", False: "**NOT bitwise identical**", None: "(a single run per seed)"}
-    lines = ["# Run comparison", "", f"Runs: {len(result['runs'])}. Within each seed: {verdict[result['bitwise_identical']]}.", ""]
+    lines = ["# Run comparison", "",
+             f"Runs: {len(result['runs'])}. Within each seed: {verdict[result['bitwise_identical']]}.", ""]
     lines += ["| run A | run B | weights identical | losses identical | first divergent step | max abs. loss diff |",
               "|---|---|---|---|---|---|"]
     for p in result["pairs"]:

@@ -8,6 +8,7 @@ import sys
 import yaml
 
 from tests.conftest import REPO, fingerprints, run_python
+from tests.experiment.test_ab import fake_run
 from tests.faults.conftest import assert_one_error_line, fresh_data, train, tree
 
 
@@ -124,6 +125,18 @@ def test_user_compares_a_stopped_and_resumed_run_with_an_uninterrupted_one(tmp_p
                       str(tmp_path / "report"), check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "**bitwise identical**" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_user_ab_compares_groups_that_differ_in_lr_and_momentum_without_intended(tmp_path):
+    """Exactly one differing key would be taken as the intended change; two are refused, each named."""
+    for group, changes in (("a", {}), ("b", {"lr": 0.004, "momentum": 0.8})):
+        for k in (1, 2):
+            fake_run(tmp_path / group / f"r{k}", 50.0 + k, seed=k, **changes)
+    done = run_python("compare.py", "--baseline", str(tmp_path / "a"), "--candidate", str(tmp_path / "b"),
+                      check=False)
+    assert_one_error_line(done, "compare.py", "lr: 0.002 -> 0.004", "momentum: 0.9 -> 0.8", "--intended lr,momentum",
+                          "--force")
+    assert not (tmp_path / "b" / "ab-report").exists()
 
 
 def test_user_audits_a_checkpoint_that_does_not_exist(tmp_path):
