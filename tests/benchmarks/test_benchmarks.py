@@ -18,12 +18,15 @@ def _args(**overrides):
     return tt.resolve_args(argparse.Namespace(**{**vars(args), **overrides}))
 
 
-def test_grid_varies_fill_for_strict_only_and_skips_bf16_on_cpu(tmp_path):
-    args, notes = _args(modes="strict,off", formats="nchw,channels_last", fill="both", out=tmp_path / "x.json")
+def test_grid_varies_fill_for_strict_only(tmp_path):
+    args, _ = _args(modes="strict,off", formats="nchw,channels_last", fill="both", precisions="fp32",
+                    out=tmp_path / "x.json")
     labels = [tt.label(s) for s in tt.grid(args)]
     assert labels == ["strict/fp32/nchw/fill on", "strict/fp32/nchw/fill off", "strict/fp32/channels_last/fill on",
                       "strict/fp32/channels_last/fill off", "off/fp32/nchw/fill -", "off/fp32/channels_last/fill -"]
-    assert args.workers == 2 and any("bf16" in n for n in notes)
+    assert args.workers == 2
+    args, _ = _args(modes="off", formats="nchw", out=tmp_path / "y.json")  # bf16 autocast runs on CPUs too
+    assert [tt.label(s) for s in tt.grid(args)] == ["off/fp32/nchw/fill -", "off/bf16/nchw/fill -"]
 
 
 def test_grid_rejects_unknown_names(tmp_path):
@@ -104,3 +107,42 @@ def test_experiment_table_reads_a_report(tmp_path):
     assert [s["median_images_per_s"] for s in row["speed"]] == [20.0, 14.0]
     assert [s["loop_images_per_s"] for s in row["speed"]] == [6.0, 4.0]  # 3 steps x 4 images / 2 s and / 3 s
     assert "| off | no | 2 | 1.50 / 1.25 | 20.0 / 14.0 | 6.0 / 4.0 |" in experiment_table.table([row])
+
+
+def test_gpu_session_smoke_runs_every_stage_on_cpu(tmp_path):
+    """bash benchmarks/gpu_session.sh --smoke: the GPU session's path (the six-run experiment, the KITTI recipe smoke,
+    the loop profile, the throughput grid) on the CPU with the tiny configs, packed into one archive."""
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", "benchmarks/gpu_session.sh", "--smoke"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    table = done.stdout[done.stdout.index("| mode |"):]
+    for mode in ("strict", "off", "reference"):  # on a CPU every mode reproduces itself
+        assert f"| {mode} | yes | none |" in table
+    assert '"nan": false' in done.stdout and "loop / step =" in done.stdout
+    names = subprocess.run(["tar", "-tzf", str(tmp_path / "gpu-session.tgz")], capture_output=True,
+                           text=True).stdout.split()
+    for expected in ("./session.log", "./kitti-smoke.log", "./loop-profile.json", "./experiment-table.md"):
+        assert expected in names, names
+
+
+def test_stability_smoke_finds_a_largest_stable_lr(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/stability.py", "--smoke", "--out", str(tmp_path / "s.json")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads((tmp_path / "s.json").read_text())
+    row = data["rows"][0]
+    assert row["variant"] == "darknet" and row["size"] == [256, 96]
+    assert [t["stable"] for t in data["trials"]][0] is True  # the smallest lr trains
+    assert row["largest_stable_lr"] is not None and "| darknet | 256x96 |" in done.stdout
+
+
+def test_stability_verdict_by_hand():
+    from benchmarks.stability import verdict
+    burn_in = [10.0, 9.0, 8.0, 7.0, 6.0]  # burn-in-end loss: the median of the burn-in's last (up to 10) = 8.0
+    assert verdict(burn_in + [5.0] * 5, 5)["stable"] is True
+    noisy = verdict(burn_in + [5.0, 6.0, 30.0, 7.0, 6.0], 5)  # moving average 10.8 = 1.35 x 8: within the margin
+    assert noisy["stable"] is True and noisy["max_ratio"] == pytest.approx(54 / 5 / 8)
+    spiking = verdict(burn_in + [5.0, 6.0, 60.0, 7.0, 6.0], 5)  # 16.8 = 2.1 x 8
+    assert spiking["stable"] is False
+    assert verdict(burn_in + [5.0, float("nan")], 5)["stable"] is False
