@@ -17,7 +17,7 @@ the last stable and the first unstable lr once; the largest stable lr found is r
 Variants (``--variants``): ``darknet`` (the default loss and init: gradients equal darknet's deltas, He-normal conv
 init) and ``pre-fix`` (``box_loss=sigmoid_l2``, PyTorch's init: the repo before the darknet fixes).
 
-Prints a Markdown table and writes every trial to a JSON file (rewritten after each trial).
+Prints a Markdown table and writes every trial to a JSON file (rewritten after each trial and each finished search).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def trial_config(args, variant: str, size: tuple[int, int], lr: float) -> TrainConfig:
     return validate(dataclasses.replace(
         TrainConfig(), model=args.cfg, img_size=size, batch_size=args.batch, lr=lr, device=args.device,
-        synthetic_num=args.synthetic_num, multiscale=False, amp=args.device == "cuda",
+        synthetic_num=args.synthetic_num, multiscale=False, amp="on" if args.device == "cuda" else "off",
         channels_last=args.device == "cuda", fingerprint_every=10**9, **VARIANTS[variant]))
 
 
@@ -167,17 +167,21 @@ def main(args: argparse.Namespace) -> list[dict]:
     data = build.dataset(first, first.train_split)
     trials, rows, reuse = [], [], load_reuse(args.reuse)
 
+    def write():  # after every trial and every finished search, so an interrupted run keeps what it measured
+        out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                   "trials": trials}, indent=1) + "\n")
+
     def record(variant, size, result):
         trials.append({"variant": variant, "size": list(size), **result})
         print(f"  {variant} {size[0]}x{size[1]} lr {result['lr']:.4g}{' (reused)' if result.get('reused') else ''}: "
               f"{'stable' if result['stable'] else 'UNSTABLE'} (max ratio {result['max_ratio'] or math.nan:.3g})",
               flush=True)
-        out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                                   "trials": trials}, indent=1) + "\n")
+        write()
 
     for variant in variants:
         for size in sizes:
             rows.append(search(args, variant, size, data, record, reuse))
+            write()
     print(f"{args.cfg}, batch {args.batch}, {args.burn_in} burn-in + {args.after} steps, {args.device}")
     print(table(rows))
     print(f"trials: {out}")
