@@ -84,7 +84,8 @@ def train_config(spec: dict) -> TrainConfig:
     return validate(dataclasses.replace(
         TrainConfig(), model=spec["cfg"], img_size=tuple(spec["size"]), batch_size=spec["batch"],
         determinism=spec["mode"], fill_uninitialized_memory=spec["fill"] != "off", threads=spec["threads"],
-        device=spec["device"], amp=spec["precision"] == "bf16", channels_last=spec["format"] == "channels_last",
+        device=spec["device"], amp="on" if spec["precision"] == "bf16" else "off",
+        channels_last=spec["format"] == "channels_last",
         workers=spec["workers"], seed=spec["seed"], synthetic_num=spec["synthetic_num"], cache=spec["cache"],
         multiscale=False))  # one fixed size: timings stay comparable
 

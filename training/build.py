@@ -150,7 +150,7 @@ def steps_per_epoch(cfg: TrainConfig, data: KittiDataset, dist: Dist = Dist()) -
 def predict_settings(cfg: TrainConfig) -> PredictSettings:
     """How evaluation and detection run the model of this config."""
     return PredictSettings(size=tuple(cfg.eval_size or cfg.img_size), batch_size=cfg.batch_size, workers=cfg.workers,
-                           conf_thres=cfg.conf_thres, iou_thres=cfg.iou_thres, max_det=cfg.max_det, amp=cfg.amp,
+                           conf_thres=cfg.conf_thres, iou_thres=cfg.iou_thres, max_det=cfg.max_det, amp=cfg.amp == "on",
                            channels_last=cfg.channels_last)
 
 

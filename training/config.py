@@ -82,11 +82,14 @@ class TrainConfig:
     determinism: str = _f("strict", "strict: bit-reproducible; reference: the reference post's recipe; "
                                     "off: cuDNN benchmark, no deterministic algorithms",
                           choices=("strict", "reference", "off"))
-    fill_uninitialized_memory: bool = _f(True, "strict mode: keep deterministic mode's fill of torch.empty")
+    fill_uninitialized_memory: bool = _f(False, "strict mode: fill torch.empty's memory (off: faster, and the same "
+                                                "bits wherever measured; tests compare both)")
     threads: int = _f(2, "torch CPU threads (fixed: the thread count is part of the CPU reproducibility key)")
     device: str = _f("auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
-    amp: bool = _f(False, "bf16 autocast (CUDA, or CPUs with bf16 instructions: AVX-512 BF16 or AMX)")
-    channels_last: bool = _f(False, "channels_last memory format")
+    amp: str = _f("auto", "bf16 autocast: on, off, or auto (on for CUDA and for CPUs with native bf16, AVX-512 BF16 "
+                          "or AMX; resolved when the config is, so config.yaml records the choice)",
+                  choices=("auto", "on", "off"))
+    channels_last: bool = _f(True, "channels_last memory format (faster convolutions on GPUs and on CPUs)")
     workers: int = _f(0, "DataLoader worker processes (results do not depend on it); 0 suits the RAM cache on 2 cores")
     # evaluation
     eval_every: int = _f(20, "evaluate on --val-split every E epochs and at the end (0: only at the end)")
@@ -125,6 +128,11 @@ def parse_value(name: str, value, where: str):
         raise UserError(f"{where}: {name} expects {fld.type if kind is None else 'a list of ' + kind.__name__}, "
                          f"got {value!r}") from None
     choices = fld.metadata.get("choices")
+    if choices and {"on", "off"} <= set(choices) and out not in choices:
+        try:  # YAML reads on/off/true/false as booleans; true/false/1/0 on the command line mean the same
+            out = "on" if _parse_bool(value) else "off"
+        except ValueError:
+            pass
     if choices and out not in choices:
         raise UserError(f"{where}: {name} must be one of {', '.join(choices)}, got {out!r}")
     return out
@@ -229,6 +237,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if not 0 <= cfg.seed < 2**63:
         raise UserError(f"seed must be in [0, 2**63), got {cfg.seed}")
     augment_config(cfg)
+    cfg = resolve_amp(cfg)
     unknown = [c for c in cfg.classes if c not in KITTI_CLASSES]
     if not cfg.classes or unknown or len(set(cfg.classes)) != len(cfg.classes):
         raise UserError(f"classes must list distinct KITTI classes ({', '.join(KITTI_CLASSES)}), got "
@@ -256,6 +265,18 @@ def source_seed(cfg: TrainConfig, source: str) -> int:
     """The seed of one source of randomness (init, order or aug): its own flag, else --seed."""
     own = {"init": cfg.seed_init, "order": cfg.seed_order, "aug": cfg.seed_aug}[source]
     return cfg.seed if own < 0 else own
+
+
+def resolve_amp(cfg: TrainConfig) -> TrainConfig:
+    """``amp: auto`` -> on where bf16 autocast pays off (a CUDA device, or a CPU with native bf16 instructions), else
+    off. The choice is written into the config, so two machines that decide differently run different configs."""
+    if cfg.amp != "auto":
+        return cfg
+    import torch
+
+    from utils.environment import cpu_has_native_bf16
+    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    return dataclasses.replace(cfg, amp="on" if cuda or cpu_has_native_bf16() else "off")
 
 
 def augment_config(cfg: TrainConfig) -> AugmentConfig:

@@ -2,9 +2,9 @@
 ``loss.png`` (checkpoints: training/checkpoint.py; TensorBoard events: training/board.py).
 
 ``metrics.jsonl`` holds one line per optimizer step (loss terms, lr, the float32 loss bits ``loss_f32`` and every
-``fingerprint_every`` steps ``fingerprint``, the parameters' on-device fingerprint, so a comparison finds the
-first divergent step even where printed losses look equal) and one line per evaluation. The fingerprints
-themselves are defined in utils/fingerprint.py.
+``fingerprint_every`` steps ``fingerprint``, 16 hex digits of the parameters' exact fingerprint: sha256 on a CPU,
+the on-device fingerprint on an accelerator; so a comparison finds the first divergent step even where printed
+losses look equal) and one line per evaluation. The fingerprints are defined in utils/fingerprint.py.
 """
 from __future__ import annotations
 

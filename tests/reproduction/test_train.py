@@ -141,3 +141,10 @@ def test_weights_start_training_from_their_values(tmp_path):
     config = (tmp_path / "w1" / "config.yaml").read_text()
     import hashlib
     assert hashlib.sha256(weights.read_bytes()).hexdigest() in config
+
+
+def test_turning_the_memory_fill_off_changes_no_bit(runs_dir):
+    """The default skips deterministic mode's fill of torch.empty (faster); that is only safe while no op reads
+    uninitialised memory, which a run with the fill on would reveal by different bits."""
+    train(runs_dir, "fill", "--fill-uninitialized-memory", "true")
+    assert fingerprints(runs_dir / "fill") == fingerprints(runs_dir / "a")

@@ -71,3 +71,22 @@ def test_seed_aug_keeps_the_batch_order_and_changes_the_augmentation():
 def test_bad_source_seed_is_refused(key):
     with pytest.raises(ValueError, match=key):
         validate(dataclasses.replace(TINY, **{key: -2}))
+
+
+def test_a_step_record_fetches_losses_and_fingerprint_in_one_transfer():
+    """The accelerator path of training.step._record (exercised on CPU tensors): the losses and the parameters'
+    on-device fingerprint come back bit-exact from one int32 transfer; the CPU path uses the sha256 prefix."""
+    from types import SimpleNamespace
+
+    from training.step import Position, _record
+    from utils.fingerprint import device_fingerprint, f32_hex, weights_sha256
+    model = torch.nn.Linear(3, 2)
+    losses = torch.tensor([0.5, 1.25, -0.0, 1.75])
+    batch, cfg = SimpleNamespace(size=(64, 32)), SimpleNamespace(fingerprint_every=5)
+    device = _record(model, Position(step=10), cfg, 0.1, batch, losses, host_fingerprint=False)
+    host = _record(model, Position(step=10), cfg, 0.1, batch, losses, host_fingerprint=True)
+    assert device["fingerprint"] == device_fingerprint(model.state_dict().values())
+    assert host["fingerprint"] == weights_sha256(model.state_dict())[:16]
+    assert [device[k] for k in ("box", "obj", "cls", "total")] == [0.5, 1.25, 0.0, 1.75]
+    assert device["loss_f32"] == f32_hex(1.75)
+    assert "fingerprint" not in _record(model, Position(step=11), cfg, 0.1, batch, losses, host_fingerprint=False)

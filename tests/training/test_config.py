@@ -12,6 +12,7 @@ from training.config import (
     from_dict,
     load_yaml,
     to_dict,
+    validate,
 )
 
 
@@ -24,12 +25,13 @@ def test_defaults_preset_and_flags(tmp_path):
     preset.write_text("epochs: 3\nimg_size: [320, 96]\nclasses: Car,Pedestrian\n")
     cfg = resolve(["--config", str(preset), "--epochs", "5", "--amp", "false"])
     assert cfg.epochs == 5 and cfg.img_size == (320, 96) and cfg.classes == ("Car", "Pedestrian")
-    assert cfg.amp is False and cfg.lr == TrainConfig().lr
+    assert cfg.amp == "off" and cfg.lr == TrainConfig().lr
+    assert resolve(["--amp", "on"]).amp == "on" and resolve(["--amp", "auto"]).amp in ("on", "off")
 
 
 def test_round_trip_through_plain_dict():
-    cfg = TrainConfig()
-    assert from_dict(to_dict(cfg)) == cfg
+    cfg = validate(TrainConfig())  # validated: amp auto resolved to on or off
+    assert cfg.amp in ("on", "off") and from_dict(to_dict(cfg)) == cfg
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -37,7 +39,7 @@ def test_round_trip_through_plain_dict():
     (["--img-size", "400,128"], "multiples of 32"),
     (["--determinism", "fast"], "determinism must be one of"),
     (["--batch-size", "0"], "batch_size must be >= 1"),
-    (["--amp", "maybe"], "amp expects bool"),
+    (["--amp", "maybe"], "amp must be one of auto, on, off"),
 ])
 def test_bad_values_are_named(argv, message):
     with pytest.raises(ValueError, match=message):
@@ -74,3 +76,16 @@ def test_config_differences_fill_defaults_and_ignore_operational_keys():
     assert config_differences({}, {"model_file_sha256": "ab"}) == []
     assert config_differences({"model_file_sha256": "cd"}, {"model_file_sha256": "ab"}) == [
         "model_file_sha256: 'cd' -> 'ab'"]
+
+
+@pytest.mark.parametrize("device, native_bf16, expected", [
+    ("cpu", False, "off"),  # emulated bf16 is slower than fp32
+    ("cpu", True, "on"),
+    ("cuda", False, "on"),  # every CUDA device autocasts (the CPU's instructions do not matter)
+])
+def test_amp_auto_resolves_by_hardware(monkeypatch, device, native_bf16, expected):
+    import utils.environment
+    monkeypatch.setattr(utils.environment, "cpu_has_native_bf16", lambda: native_bf16)
+    cfg = validate(dataclasses.replace(TrainConfig(), device=device, amp="auto"))
+    assert cfg.amp == expected
+    assert validate(dataclasses.replace(cfg, amp="off")).amp == "off"  # an explicit choice is kept
