@@ -4,9 +4,11 @@ Boxes are compared by shape only: both placed at the origin, distance = 1 - IoU,
 an anchor just because its size in pixels is large. Box sizes are first mapped to the network input by the
 letterbox scale of their own frame (KITTI frame sizes vary), so the anchors are in input pixels, as cfgs want.
 
+    python -m data.anchors --data /path/to/kitti --split train --width 1248 --height 384   # a KITTI root's split
     python -m data.anchors --labels KITTI/training/label_2 --num 9 --width 1248 --height 384 --seed 0
 
-prints a darknet ``anchors = ...`` line and the mean best IoU of the labels with those anchors.
+prints a darknet ``anchors = ...`` line and the mean best IoU of the labels with those anchors. With ``--data`` only
+the frames of ``--split`` count (anchors chosen on the training frames, never on the ones they are evaluated on).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.kitti import image_size
+from data.kitti import IMAGE_DIR, LABEL_DIR, image_size, read_split
 from data.kitti_labels import KITTI_CLASSES, read_label_file
 from utils.boxes import wh_iou
 from utils.errors import UserError, run_cli
@@ -72,12 +74,13 @@ def letterbox_scale(frame_size: tuple[int, int], input_size: tuple[int, int]) ->
 
 
 def read_box_sizes(label_dir: Path, image_dir: Path, input_size: tuple[int, int],
-                   classes: tuple[str, ...]) -> np.ndarray:
-    """Widths and heights ``(N, 2)`` in input pixels of every ``classes`` box in ``label_dir/*.txt``.
+                   classes: tuple[str, ...], ids: list[str] | None = None) -> np.ndarray:
+    """Widths and heights ``(N, 2)`` in input pixels of every ``classes`` box in ``label_dir/*.txt`` (only the
+    frames ``ids`` when given).
 
     Each frame's size comes from ``image_dir/<id>.png``; DontCare regions are never included.
     """
-    label_files = sorted(label_dir.glob("*.txt"))
+    label_files = sorted(label_dir.glob("*.txt")) if ids is None else [label_dir / f"{i}.txt" for i in ids]
     if not label_files:
         raise UserError(f"{label_dir}: no label files (*.txt)")
     sizes = []
@@ -102,7 +105,10 @@ def format_anchors(anchors: np.ndarray) -> str:
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Seeded k-means (1 - IoU) anchors from KITTI label files.")
-    parser.add_argument("--labels", type=Path, required=True, help="folder of KITTI label_2 *.txt files")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="KITTI root (training/label_2, training/image_2, ImageSets)")
+    source.add_argument("--labels", type=Path, help="folder of KITTI label_2 *.txt files (every file counts)")
+    parser.add_argument("--split", default="train", help="with --data: split name or id list (default: train)")
     parser.add_argument("--images", type=Path, help="folder of the frames' PNGs (default: LABELS/../image_2)")
     parser.add_argument("--num", type=int, default=9, help="number of anchors")
     parser.add_argument("--width", type=int, default=1248, help="network input width")
@@ -118,8 +124,12 @@ def main(args: argparse.Namespace) -> str:
     unknown = sorted(set(classes) - set(KITTI_CLASSES))
     if unknown:
         raise UserError(f"unknown classes {unknown} (expected some of {', '.join(KITTI_CLASSES)})")
-    image_dir = args.images if args.images is not None else args.labels.parent / "image_2"
-    wh = read_box_sizes(args.labels, image_dir, (args.width, args.height), classes)
+    if args.data is not None:
+        labels, image_dir, ids = args.data / LABEL_DIR, args.data / IMAGE_DIR, read_split(args.data, args.split)
+    else:
+        labels, ids = args.labels, None
+        image_dir = args.images if args.images is not None else args.labels.parent / "image_2"
+    wh = read_box_sizes(labels, image_dir, (args.width, args.height), classes, ids)
     anchors = kmeans_anchors(wh, args.num, args.seed)
     line = format_anchors(anchors)
     rounded = np.maximum(np.rint(anchors), 1)

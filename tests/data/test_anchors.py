@@ -60,3 +60,11 @@ def test_cli_on_kitti_sample(kitti_sample, capsys):
     assert "# 5 boxes, k=2" in capsys.readouterr().out.splitlines()[-1]
     with pytest.raises(ValueError, match="unknown classes"):
         main(get_args_parser().parse_args(["--labels", str(labels), "--classes", "Car,Bus"]))
+
+
+def test_cli_on_a_kitti_root_counts_only_the_split(kitti_sample, tmp_path, capsys):
+    """--data ROOT --split LIST: frames 000000 and 000003 hold one Pedestrian and one Car (DontCare aside)."""
+    split = tmp_path / "two.txt"
+    split.write_text("000000\n000003\n")
+    main(get_args_parser().parse_args(["--data", str(kitti_sample), "--split", str(split), "--num", "2"]))
+    assert "# 2 boxes, k=2" in capsys.readouterr().out
