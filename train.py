@@ -7,6 +7,7 @@
     python train.py --vary init,order,aug --repeat 4       # which source of randomness moves mAP, and how much
     python train.py --config cfg/kitti.yaml --data /path/to/kitti --determinism reference
     python train.py --resume runs/exp/last.pt              # continue to the same final bits
+    python train.py --weights runs/exp/last.pt --lr 0.001  # a new run from a checkpoint's weights (or darknet's)
     torchrun --nproc_per_node 2 train.py --config cfg/ci-tiny.yaml   # DDP (gloo on CPU, nccl on CUDA)
 
 Every config key is a flag (see --help); --config loads a YAML preset of keys that differ from the defaults.

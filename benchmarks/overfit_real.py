@@ -30,7 +30,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--size", default="1248x384", help="input WxH")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps (one batch of all frames each)")
     p.add_argument("--lr", type=float, default=0.002, help="peak lr (benchmarks/stability.py gives a safe one)")
-    p.add_argument("--burn-in-steps", type=int, default=40, help="burn-in, in steps")
+    p.add_argument("--burn-in-steps", type=int, default=100,
+                   help="burn-in, in steps (benchmarks/README.md: 100 steps make lr 0.002 safe at 1248x384)")
     p.add_argument("--project", type=Path, default=None, help="where the run goes (default: a temporary folder)")
     return p
 

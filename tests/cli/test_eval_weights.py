@@ -1,6 +1,7 @@
 """eval.py --weights and detect.py on a checkpoint of the tiny CI config."""
 import json
 
+from data.synthetic import ensure_dataset
 from tests.conftest import REPO
 from tests.conftest import run_python as run
 
@@ -14,7 +15,7 @@ def test_eval_weights_and_detect(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"kitti", "coco"} and set(metrics["kitti"]) == {"Car", "Pedestrian", "Cyclist"}
     assert "COCO mAP" in done.stdout
-    root = next((REPO / ".cache" / "synthetic").glob("*n16_s0*"))
+    root = ensure_dataset(REPO / ".cache" / "synthetic", 16, 0)
     val_ids = (root / "ImageSets" / "val.txt").read_text().split()
     assert sorted(p.stem for p in (out / "results").iterdir()) == sorted(val_ids), "one result file per val frame"
     image = root / "training" / "image_2" / f"{val_ids[0]}.png"
@@ -23,3 +24,24 @@ def test_eval_weights_and_detect(tmp_path):
     assert (tmp_path / "det" / f"{val_ids[0]}.png").stat().st_size > 0
     lines = (tmp_path / "det" / f"{val_ids[0]}.txt").read_text().splitlines()
     assert lines and all(len(line.split()) == 16 for line in lines)
+
+
+def test_eval_and_detect_run_a_darknet_weights_file(tmp_path):
+    """A darknet model from its .weights, .cfg and names file (as the COCO yolov3 is shipped), written here."""
+    weights, names = tmp_path / "model.weights", tmp_path / "kitti.names"
+    code = ("import sys, torch; from models.darknet import Darknet; from models.weights import save_darknet_weights;"
+            "torch.manual_seed(0); save_darknet_weights(Darknet('cfg/yolov3-small-kitti.cfg'), sys.argv[1])")
+    run("-c", code, str(weights))
+    names.write_text("\n".join(["Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc"]))
+    root = ensure_dataset(REPO / ".cache" / "synthetic", 16, 0)
+    model = ["--weights", str(weights), "--cfg", "cfg/yolov3-small-kitti.cfg", "--names", str(names)]
+    run("eval.py", *model, "--data", str(root), "--out", str(tmp_path / "eval"))
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics["coco"]["per_class"]) == {"Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist",
+                                                 "Tram", "Misc"}
+    image = sorted((root / "training" / "image_2").glob("*.png"))[0]
+    run("detect.py", *model, "--source", str(image), "--out", str(tmp_path / "det"))
+    assert (tmp_path / "det" / f"{image.stem}.txt").is_file()
+    done = run("detect.py", "--weights", str(weights), "--source", str(image), "--out", str(tmp_path / "x"),
+               check=False)
+    assert done.returncode == 1 and "needs its --cfg and a --names file" in done.stderr
