@@ -15,7 +15,8 @@ JSON files instead of training them again.
 The search doubles the peak lr from ``--lr-min`` until a trial is unstable, then tries the geometric midpoint of
 the last stable and the first unstable lr once; the largest stable lr found is reported (within a factor sqrt(2)).
 Variants (``--variants``): ``darknet`` (the default loss and init: gradients equal darknet's deltas, He-normal conv
-init) and ``pre-fix`` (``box_loss=sigmoid_l2``, PyTorch's init: the repo before the darknet fixes).
+init), ``pre-fix`` (``box_loss=sigmoid_l2``, PyTorch's init: the repo before the darknet fixes) and ``obj-cells``
+(darknet's, with the objectness normalised by the input's cell count: ``obj_norm=cells``, models/loss.py).
 
 Prints a Markdown table and writes every trial to a JSON file (rewritten after each trial and each finished search).
 """
@@ -35,8 +36,9 @@ sys.path.insert(0, str(REPO))
 
 from training.config import TrainConfig, validate  # noqa: E402
 
-VARIANTS = {"darknet": {"box_loss": "darknet", "init": "darknet"},
-            "pre-fix": {"box_loss": "sigmoid_l2", "init": "pytorch"}}
+VARIANTS = {"darknet": {"box_loss": "darknet", "init": "darknet", "obj_norm": "sum"},
+            "pre-fix": {"box_loss": "sigmoid_l2", "init": "pytorch", "obj_norm": "sum"},
+            "obj-cells": {"box_loss": "darknet", "init": "darknet", "obj_norm": "cells"}}
 SMOKE = {"sizes": "256x96", "batch": 2, "burn_in": 5, "after": 5, "lr_min": 0.004, "lr_max": 0.016,
          "variants": "darknet", "synthetic_num": 16}
 WINDOW = 5  # steps of the moving average after burn-in
@@ -96,7 +98,8 @@ def run_trial(cfg: TrainConfig, data, burn_in: int, after: int, reuse: dict) -> 
 
 
 def trial_key(cfg: TrainConfig, burn_in: int, after: int) -> tuple:
-    return (cfg.model, tuple(cfg.img_size), cfg.batch_size, burn_in, after, cfg.box_loss, cfg.init, round(cfg.lr, 9))
+    return (cfg.model, tuple(cfg.img_size), cfg.batch_size, burn_in, after, cfg.box_loss, cfg.init, cfg.obj_norm,
+            round(cfg.lr, 9))
 
 
 def load_reuse(paths: list[Path]) -> dict:

@@ -23,6 +23,12 @@ Boxes come in as xyxy input pixels (``Batch.targets``). Choices, after the YOLOv
 Every term is summed over the batch and divided by the number of images, darknet's normalisation (darknet sums
 the deltas of a batch and divides the learning rate by the batch size). The objectness and class terms are BCE on
 logits, whose gradient ``sigmoid(x) - t`` is darknet's delta as well.
+
+The objectness sum grows with the number of grid cells, so with darknet's normalisation (``obj_norm="sum"``) the
+gradient, and with it the stable learning rate, depends on the input size. ``obj_norm="cells"`` divides it by the
+input's area and multiplies by ``OBJ_REFERENCE_AREA`` (416x128, the embedded default's input): the same loss there,
+a size-independent objectness elsewhere (the normalisation of later YOLO versions, which average it over cells).
+benchmarks/stability.py measures both.
 """
 from __future__ import annotations
 
@@ -110,10 +116,12 @@ def _keep_largest(image, head, anchor, gj, gi, area, sizes) -> Tensor:
 
 
 BOX_LOSSES = ("darknet", "sigmoid_l2")
+OBJ_NORMS = ("sum", "cells")
+OBJ_REFERENCE_AREA = 416 * 128  # input pixels where obj_norm "cells" equals "sum"
 
 
 def yolo_loss(outputs: list[Tensor], heads, targets: Tensor, ignore: Tensor,
-              input_size: tuple[int, int], box_loss: str = "darknet") -> dict[str, Tensor]:
+              input_size: tuple[int, int], box_loss: str = "darknet", obj_norm: str = "sum") -> dict[str, Tensor]:
     """YOLOv3 loss over all heads.
 
     Args:
@@ -123,11 +131,14 @@ def yolo_loss(outputs: list[Tensor], heads, targets: Tensor, ignore: Tensor,
         ignore: (D, 5) [image, x1, y1, x2, y2] regions without background loss.
         input_size: (W, H) of the input in pixels.
         box_loss: "darknet" (darknet's gradients) or "sigmoid_l2" (see the module docstring).
+        obj_norm: "sum" (darknet) or "cells" (objectness scaled by OBJ_REFERENCE_AREA / input area).
     Returns:
         {"box", "obj", "cls", "total"}: float32 scalars, each summed over the batch / number of images.
     """
     if box_loss not in BOX_LOSSES:
         raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
+    if obj_norm not in OBJ_NORMS:
+        raise ValueError(f"obj_norm must be one of {OBJ_NORMS}, got {obj_norm!r}")
     n = outputs[0].shape[0]
     preds = [split_head(o, len(h.anchors)).float() for o, h in zip(outputs, heads)]  # (N, A, H, W, 5+C)
     assign = build_targets(targets, heads, [p.shape[2:4] for p in preds], input_size)
@@ -147,6 +158,8 @@ def yolo_loss(outputs: list[Tensor], heads, targets: Tensor, ignore: Tensor,
         box = box + (assign.weight[pos] * _box_terms(p, assign.txy[pos], assign.twh[pos], box_loss)).sum()
         tcls = F.one_hot(assign.cls[pos], head.num_classes).float()
         cls = cls + F.binary_cross_entropy_with_logits(p[:, 5:], tcls, reduction="sum")
+    if obj_norm == "cells":
+        obj = obj * (OBJ_REFERENCE_AREA / (input_size[0] * input_size[1]))
     losses = {"box": box / n, "obj": obj / n, "cls": cls / n}  # darknet weights the three terms equally
     losses["total"] = losses["box"] + losses["obj"] + losses["cls"]
     return losses

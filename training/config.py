@@ -40,6 +40,9 @@ class TrainConfig:
     box_loss: str = _f("darknet", "darknet: box gradients equal darknet's deltas; sigmoid_l2: squared error on "
                                   "sigmoid(tx, ty) and (tw, th) (the repo's earlier loss)",
                        choices=("darknet", "sigmoid_l2"))
+    obj_norm: str = _f("sum", "objectness normalisation: sum (darknet's: grows with the input area) or cells (scaled "
+                              "to 416x128's cell count: a size-independent objectness; benchmarks/README.md)",
+                       choices=("sum", "cells"))
     # data
     data: str = _f("", "KITTI root (training/image_2, training/label_2, ImageSets); empty: the embedded "
                        "synthetic KITTI-format set, generated once into --synthetic-cache")

@@ -39,7 +39,7 @@ def forward_loss(model, heads, batch, device, cfg) -> dict[str, torch.Tensor]:
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "on"):
         outputs = model(x)
     return yolo_loss([o.float() for o in outputs], heads, batch.targets.to(device), batch.ignore.to(device),
-                     tuple(batch.size), cfg.box_loss)
+                     tuple(batch.size), cfg.box_loss, cfg.obj_norm)
 
 
 LOSS_KEYS = ("box", "obj", "cls", "total")

@@ -175,3 +175,25 @@ def test_gradients_equal_darknet_deltas_everywhere_on_random_outputs():
         background = _background_mask(pred, head, targets, ignore) & ~positive
         delta[..., 4] = torch.where(background, -pred[..., 4].sigmoid(), delta[..., 4])
         torch.testing.assert_close(split_head(out.grad, 2), -delta / 2, rtol=1e-5, atol=1e-7)
+
+
+def test_obj_norm_cells_scales_objectness_to_the_reference_area_and_ignores_the_input_size():
+    # All logits 0, no targets: 80 background predictions of log 2 each at 128x64 (test_zero_outputs_...).
+    # "cells" scales by 416*128 / (128*64) = 6.5; at twice the input (4x the cells) it gives the same value,
+    # where darknet's sum grows 4x.
+    empty, no_regions = torch.zeros((0, 6)), torch.zeros((0, 5))
+    cells = yolo_loss(raw_outputs(), HEADS, empty, no_regions, SIZE, obj_norm="cells")
+    assert math.isclose(cells["obj"].item(), 80 * math.log(2) * 6.5, rel_tol=1e-6)
+    big = [torch.zeros((1, 14, 2 * h, 2 * w)) for h, w in GRIDS]
+    double = (2 * SIZE[0], 2 * SIZE[1])
+    assert math.isclose(yolo_loss(big, HEADS, empty, no_regions, double, obj_norm="cells")["obj"].item(),
+                        cells["obj"].item(), rel_tol=1e-6)
+    assert math.isclose(yolo_loss(big, HEADS, empty, no_regions, double)["obj"].item(), 320 * math.log(2),
+                        rel_tol=1e-6)
+    # The box and class terms keep darknet's sum.
+    targets = torch.tensor([[0, 1, 40, 16, 60, 24.0]])
+    plain = yolo_loss(raw_outputs(), HEADS, targets, no_regions, SIZE)
+    scaled = yolo_loss(raw_outputs(), HEADS, targets, no_regions, SIZE, obj_norm="cells")
+    assert scaled["box"].item() == plain["box"].item() and scaled["cls"].item() == plain["cls"].item()
+    with pytest.raises(ValueError, match="obj_norm"):
+        yolo_loss(raw_outputs(), HEADS, targets, no_regions, SIZE, obj_norm="mean")

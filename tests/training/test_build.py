@@ -90,3 +90,21 @@ def test_a_step_record_fetches_losses_and_fingerprint_in_one_transfer():
     assert [device[k] for k in ("box", "obj", "cls", "total")] == [0.5, 1.25, 0.0, 1.75]
     assert device["loss_f32"] == f32_hex(1.75)
     assert "fingerprint" not in _record(model, Position(step=11), cfg, 0.1, batch, losses, host_fingerprint=False)
+
+
+@pytest.mark.parametrize("key, value", [("obj_norm", "cells"), ("box_loss", "sigmoid_l2")])
+def test_loss_options_reach_the_training_step(key, value):
+    """--obj-norm and --box-loss change the loss the step optimises (obj_norm: by 416*128 / the input's area)."""
+    from training.step import forward_loss
+    batch = next(iter(build.train_loader(TINY, build.dataset(TINY, TINY.train_split), 1, 0)))
+    model = build.model(TINY, torch.device("cpu"))
+    other = dataclasses.replace(TINY, **{key: value})
+    with torch.no_grad():
+        base = forward_loss(model, model.heads, batch, torch.device("cpu"), TINY)
+        changed = forward_loss(model, model.heads, batch, torch.device("cpu"), other)
+    if key == "obj_norm":
+        ratio = 416 * 128 / (batch.size[0] * batch.size[1])
+        torch.testing.assert_close(changed["obj"], base["obj"] * ratio)
+        assert torch.equal(changed["box"], base["box"])
+    else:
+        assert not torch.equal(changed["box"], base["box"]) and torch.equal(changed["obj"], base["obj"])
