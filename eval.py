@@ -25,6 +25,7 @@ from pathlib import Path
 
 from data.kitti import IMAGE_DIR, LABEL_DIR, read_split
 from data.kitti_labels import KITTI_CLASSES
+from data.transforms import check_input_size
 from evaluation.metrics import evaluate_frames, format_metrics, plot_pr_curves
 from evaluation.results import label_ids, read_labels, read_results, write_results
 from utils.errors import UserError, run_cli
@@ -108,9 +109,10 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
         size = tuple(int(v) for v in text.lower().replace("x", ",").split(","))
     except ValueError:
         raise UserError(f"--img-size expects W,H, got {text!r}") from None
-    if len(size) != 2 or any(v <= 0 or v % 32 for v in size):
-        raise UserError(f"--img-size must be two positive multiples of 32, got {text!r}")
-    return size
+    try:
+        return check_input_size(size)
+    except ValueError:
+        raise UserError(f"--img-size must be two positive multiples of 32, got {text!r}") from None
 
 
 def write_report(metrics: dict, curves: dict, json_path: Path) -> None:

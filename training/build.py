@@ -126,7 +126,7 @@ def for_inference(weights: str, darknet_cfg: str | None = None, names: str | Non
     dev = select_device(device or "auto")
     net = build_model(darknet_cfg, len(classes), "deterministic", dev, init="pytorch")
     load_darknet_weights(net, weights)
-    return Inference(net.eval(), dev, PredictSettings(size=net.input_size, **settings), classes,
+    return Inference(net.eval(), dev, PredictSettings(**{"size": net.input_size, **settings}), classes,
                      Path(data) if data else None, "val")
 
 
@@ -139,7 +139,6 @@ def train_loader(cfg: TrainConfig, data: KittiDataset, epoch: int, start_batch: 
         epoch=epoch, start_batch=start_batch, rank=dist.rank, world_size=dist.world_size,
         persistent_workers=persistent_workers, multiscale=cfg.multiscale, scale_every=cfg.scale_every,
         aug=augment_config(cfg), aug_rng=seed.augmentation_rng(cfg.determinism), accumulate=cfg.accumulate)
-
 
 
 def steps_per_epoch(cfg: TrainConfig, data: KittiDataset, dist: Dist = Dist()) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from data.kitti_labels import KITTI_CLASSES
-from data.transforms import AugmentConfig
+from data.transforms import AugmentConfig, check_input_size
 from utils.errors import UserError
 
 
@@ -224,8 +224,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     """Cross-field checks that types alone cannot express."""
     sizes = [("img_size", cfg.img_size)] + ([("eval_size", cfg.eval_size)] if cfg.eval_size else [])
     for name, size in sizes:
-        if len(size) != 2 or any(v <= 0 or v % 32 for v in size):
-            raise UserError(f"{name} must be W,H with positive multiples of 32, got {size}")
+        try:
+            check_input_size(size)
+        except ValueError:
+            raise UserError(f"{name} must be W,H with positive multiples of 32, got {size}") from None
     positive = ("epochs", "batch_size", "accumulate", "threads", "scale_every", "max_det", "fingerprint_every",
                 "checkpoint_epochs")
     for name in positive:

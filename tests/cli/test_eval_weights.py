@@ -45,3 +45,23 @@ def test_eval_and_detect_run_a_darknet_weights_file(tmp_path):
     done = run("detect.py", "--weights", str(weights), "--source", str(image), "--out", str(tmp_path / "x"),
                check=False)
     assert done.returncode == 1 and "needs its --cfg and a --names file" in done.stderr
+
+
+def test_eval_img_size_is_parsed_checked_and_reaches_the_model_settings(tmp_path):
+    import pytest
+
+    from eval import parse_size
+    from utils.errors import UserError
+    assert parse_size("832x256") == (832, 256) and parse_size("416,128") == (416, 128) and parse_size(None) is None
+    for bad in ("100,50", "416", "a,b"):
+        with pytest.raises(UserError, match="--img-size"):
+            parse_size(bad)
+    weights, names = tmp_path / "model.weights", tmp_path / "kitti.names"
+    names.write_text("\n".join(["Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc"]))
+    code = ("import sys, torch; from models.darknet import Darknet; from models.weights import save_darknet_weights;"
+            "from training.build import for_inference; cfg = 'cfg/yolov3-small-kitti.cfg';"
+            "save_darknet_weights(Darknet(cfg), sys.argv[1]);"
+            "print(for_inference(sys.argv[1], cfg, sys.argv[2], size=(320, 96)).settings.size,"
+            "     for_inference(sys.argv[1], cfg, sys.argv[2]).settings.size)")
+    done = run("-c", code, str(weights), str(names))
+    assert done.stdout.split("\n")[-2] == "(320, 96) (416, 128)"  # the cfg's [net] size when not given
