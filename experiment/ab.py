@@ -24,8 +24,8 @@ from experiment.comparison import (
     load_run,
     run_metrics,
 )
-from experiment.report import HEADLINE_METRICS
-from experiment.statistics import REPORT_POWER, compare_groups
+from experiment.report import HEADLINE_METRICS, fmt
+from experiment.statistics import REPORT_POWER, REPORT_RESAMPLES, REPORT_SEED, compare_groups
 from training.config import (
     OPERATIONAL_KEYS,
     TrainConfig,
@@ -39,9 +39,7 @@ from utils.io import claim_output_dir, write_json, write_text
 IGNORED_KEYS = OPERATIONAL_KEYS + SEED_KEYS  # may differ inside a group and between groups
 HEADLINE_KEY = "kitti_AP40_moderate_mean"  # HEADLINE_NAME over the classes a run has
 AB_METRICS = HEADLINE_METRICS + (HEADLINE_KEY,)
-AB_SEED = 0  # bootstrap seed: the same runs always give the same report
 CONFIDENCE = 0.95
-N_RESAMPLES = 10000
 REPORT_DIR = "ab-report"
 TOOL = "compare.py"
 
@@ -140,7 +138,8 @@ def ab_metrics(run: RunRecord) -> dict[str, float | None]:
 
 
 def compare_ab(baseline: list[RunRecord], candidate: list[RunRecord], intended: list[str] | None = None,
-               delta: float = 1.0, force: bool = False, seed: int = AB_SEED, n_resamples: int = N_RESAMPLES) -> dict:
+               delta: float = 1.0, force: bool = False, seed: int = REPORT_SEED,
+               n_resamples: int = REPORT_RESAMPLES) -> dict:
     """The A/B report (ab_report.json): check_groups, pair_runs, then compare_groups per metric of AB_METRICS
     (``{"missing": [run names]}`` for a metric some run lacks). delta: the difference worth detecting, in points."""
     if not (math.isfinite(delta) and delta > 0):
@@ -188,10 +187,6 @@ def _short_verdict(entry: dict) -> str:
     return "B better" if d["ci_low"] > 0 else "B worse" if d["ci_high"] < 0 else "within the noise"
 
 
-def _fmt(value, digits: int = 2, sign: str = "") -> str:
-    return "n/a" if value is None else f"{value:{sign}.{digits}f}"
-
-
 def render_markdown(result: dict) -> str:
     """ab_report.md: the verdict on COCO mAP@0.5, a row per metric, the pairing, the intended change, the runs."""
     coco = result["metrics"]["coco_mAP50"]
@@ -206,8 +201,8 @@ def render_markdown(result: dict) -> str:
             lines.append(f"| {key} | missing in {', '.join(entry['missing'])} | | | | | | |")
             continue
         d = entry["difference"]
-        lines.append(f"| {key} | {_fmt(entry['baseline']['mean'])} | {_fmt(entry['candidate']['mean'])} | "
-                     f"{_fmt(d['difference'], sign='+')} | {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])} | "
+        lines.append(f"| {key} | {fmt(entry['baseline']['mean'], 2)} | {fmt(entry['candidate']['mean'], 2)} | "
+                     f"{fmt(d['difference'], 2, sign='+')} | {fmt(d['ci_low'], 2)} to {fmt(d['ci_high'], 2)} | "
                      f"{entry['probability_of_improvement']:.2f} | {entry['seeds_needed']} | "
                      f"{_short_verdict(entry)} |")
     lines += ["", f"{HEADLINE_KEY}: {HEADLINE_NAME}. Verdict: B better or worse when the {level} interval of the "
@@ -228,7 +223,7 @@ def render_markdown(result: dict) -> str:
               f"{HEADLINE_KEY} |", "|---|---|---|---|---|---|"]
     for role, runs in result["runs"].items():
         lines += [f"| {role} | {r['name']} | {', '.join(map(str, r['seeds']))} | `{r['weights_sha256'][:16]}` | "
-                  f"{_fmt(r['coco_mAP50'])} | {_fmt(r[HEADLINE_KEY])} |" for r in runs]
+                  f"{fmt(r['coco_mAP50'], 2)} | {fmt(r[HEADLINE_KEY], 2)} |" for r in runs]
     lines += ["", "Figure: `ab_runs.png` (COCO mAP@0.5 of every run" + (", pairs joined)." if result["paired"]
                                                                          else ")."), ""]
     return "\n".join(lines)

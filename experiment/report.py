@@ -24,8 +24,9 @@ def write_report(out_dir: str | Path, runs: list[RunRecord]) -> dict:
     return result
 
 
-def _fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def fmt(value, digits: int = 3, sign: str = "") -> str:
+    """A number of the reports' tables with ``digits`` decimals (``sign="+"``: always signed); None -> "n/a"."""
+    return "n/a" if value is None else f"{value:{sign}.{digits}f}"
 
 
 def render_markdown(result: dict) -> str:
@@ -44,7 +45,7 @@ def render_markdown(result: dict) -> str:
     for run in result["runs"]:
         m = result["metrics"][run["name"]]
         lines.append(f"| {run['name']} | {run['seed']} | `{run['weights_sha256'][:16]}` | "
-                     + " | ".join(_fmt(m.get(k), 2) for k in HEADLINE_METRICS) + " |")
+                     + " | ".join(fmt(m.get(k), 2) for k in HEADLINE_METRICS) + " |")
     lines += ["", "## Spread", "", "| metric | within-seed std (max over seeds) | within-seed range | "
               "across-seed std | across-seed range |", "|---|---|---|---|---|"]
     for name in HEADLINE_METRICS:
@@ -53,8 +54,8 @@ def render_markdown(result: dict) -> str:
             continue
         ranges = [s["range"] for s in within["per_seed"].values() if s["range"] is not None]
         across = (result["across_seeds"] or {}).get(name) or {}
-        lines.append(f"| {name} | {_fmt(within['max_std'])} | {_fmt(max(ranges) if ranges else None)} | "
-                     f"{_fmt(across.get('std'))} | {_fmt(across.get('range'))} |")
+        lines.append(f"| {name} | {fmt(within['max_std'])} | {fmt(max(ranges) if ranges else None)} | "
+                     f"{fmt(across.get('std'))} | {fmt(across.get('range'))} |")
     lines += ["", "Figures: `loss_curves.png` (total loss per step, all runs), `loss_diff.png` (difference from the "
               "first run of the same seed), `map_runs.png` (COCO mAP@0.5 per run).", ""]
     return "\n".join(lines)

@@ -38,6 +38,8 @@ from experiment.student_t import t_quantile
 
 IDENTICAL_SOURCE = "identical"  # variance_by_source: runs repeated with identical seeds (the noise floor)
 REPORT_POWER = 0.8  # compare_groups: the power its seeds_needed and verdict use
+REPORT_SEED = 0  # bootstrap seed of the reports: the same runs always give the same report
+REPORT_RESAMPLES = 10000  # bootstrap resamples of the reports
 
 _NORMAL = NormalDist()
 

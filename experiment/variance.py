@@ -13,10 +13,12 @@ from pathlib import Path
 
 from experiment import figures
 from experiment.comparison import RunRecord, load_run, run_metrics
-from experiment.report import HEADLINE_METRICS
+from experiment.report import HEADLINE_METRICS, fmt
 from experiment.statistics import (
     IDENTICAL_SOURCE,
     REPORT_POWER,
+    REPORT_RESAMPLES,
+    REPORT_SEED,
     seeds_needed,
     summarize_group,
     variance_by_source,
@@ -25,8 +27,6 @@ from training.config import SEED_SOURCES, TrainConfig, validate
 from utils.errors import UserError
 from utils.io import write_json, write_text
 
-VARIANCE_SEED = 0  # bootstrap seed of the report: the same runs always give the same report
-N_RESAMPLES = 10000
 SIZE_METRIC = "coco_mAP50"  # the metric of the summary sentence and the figure
 SIZE_DELTA = 1.0  # points: the difference the summary sentence sizes the seeds for
 ALL_SOURCES = SEED_SOURCES + (IDENTICAL_SOURCE,)
@@ -71,8 +71,8 @@ def load_sources(group: str | Path) -> dict[str, list[RunRecord]]:
     return {s: [run for _, run in sorted(found[s], key=lambda item: item[0])] for s in ALL_SOURCES if s in found}
 
 
-def variance_report(sources: dict[str, list[RunRecord]], seed: int = VARIANCE_SEED,
-                    n_resamples: int = N_RESAMPLES) -> dict:
+def variance_report(sources: dict[str, list[RunRecord]], seed: int = REPORT_SEED,
+                    n_resamples: int = REPORT_RESAMPLES) -> dict:
     """Per headline metric: variance_by_source of the runs (n, mean, std, their bootstrap intervals, share of
     variance; in metric units, percent) and the pooled group of every run but the identical ones; a metric some run
     lacks is reported as ``{"missing": [run names]}``. Plus the runs, the base seed and the summary sentence."""
@@ -137,10 +137,6 @@ def write_variance_report(group: str | Path, sources: dict[str, list[RunRecord]]
     return report
 
 
-def _fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def _interval(low, high) -> str:
     return "n/a" if low is None else f"{low:.3f} to {high:.3f}"
 
@@ -162,9 +158,9 @@ def render_markdown(report: dict) -> str:
         rows = list(entry["sources"].items()) + ([("pooled (all but identical)", entry["pooled"])]
                                                  if entry["pooled"] else [])
         for name, s in rows:
-            lines.append(f"| {name} | {s['n']} | {_fmt(s['mean'])} | {_interval(s['mean_ci_low'], s['mean_ci_high'])} "
-                         f"| {_fmt(s['std'])} | {_interval(s['std_ci_low'], s['std_ci_high'])} | "
-                         f"{_fmt(s['share']) if 'share' in s else ''} |")
+            lines.append(f"| {name} | {s['n']} | {fmt(s['mean'])} | {_interval(s['mean_ci_low'], s['mean_ci_high'])} "
+                         f"| {fmt(s['std'])} | {_interval(s['std_ci_low'], s['std_ci_high'])} | "
+                         f"{fmt(s['share']) if 'share' in s else ''} |")
         lines.append("")
     lines += ["Share of variance: a source's variance over the summed variance of init, order and aug (it assumes "
               "they add independent noise); identical is the spread left when no seed changes (0 in strict mode). "
@@ -174,6 +170,6 @@ def render_markdown(report: dict) -> str:
               "|---|---|---|---|---|"]
     for source, runs in report["runs"].items():
         lines += [f"| {source} | {r['name']} | {', '.join(map(str, r['seeds']))} | `{r['weights_sha256'][:16]}` | "
-                  f"{_fmt(r['coco_mAP50'], 2)} |" for r in runs]
+                  f"{fmt(r['coco_mAP50'], 2)} |" for r in runs]
     lines += ["", "Figure: `variance_by_source.png` (COCO mAP@0.5 of every run, one column per source).", ""]
     return "\n".join(lines)
