@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -66,25 +67,56 @@ def _read_header(data: np.ndarray, path: str) -> tuple[WeightsHeader, int]:
     return WeightsHeader(major, minor, revision, seen), size
 
 
-def find_cutoff(model: Darknet, path: str | Path) -> int:
-    """How many leading layers a ``.weights`` file holds, from its size: the largest c such that layers [0, c) need
-    exactly the file's float count (a backbone prefix such as darknet53.conv.74, or the whole model).
+class FileFit(NamedTuple):
+    """How a ``.weights`` file fits a cfg: it holds layers ``[0, cutoff)`` of the model built with ``num_classes``
+    (the model's own class count, or another one when the file is a whole model of the same cfg trained on
+    another class list, e.g. darknet's 80-class COCO weights for an 8-class KITTI cfg)."""
+
+    cutoff: int
+    num_classes: int
+
+
+def fit_file(model: Darknet, path: str | Path) -> FileFit:
+    """How a ``.weights`` file fits ``model``'s cfg, read from its size.
+
+    First as a prefix at the model's class count: the largest c such that layers [0, c) need exactly the file's
+    float count (a backbone such as darknet53.conv.74, or the whole model). Else as the whole model at another
+    class count C: only the convolutions feeding a [yolo] block depend on C, each by ``len(mask) * (floats per
+    filter)`` values per class, so C follows from the difference in size.
 
     Raises UserError naming the file, its count, and the counts the cfg allows around it.
     """
-    with open(path, "rb") as f:
-        head = np.frombuffer(f.read(20), dtype=np.uint8)
-    _, offset = _read_header(head, str(path))
-    found = (Path(path).stat().st_size - offset) // 4
+    found = _float_count(path)
     counts = [sum(t.numel() for t in _tensors(model, c)) for c in range(len(model.module_list) + 1)]
     matches = [c for c, n in enumerate(counts) if n == found]
     if matches:
-        return matches[-1]
+        return FileFit(matches[-1], model.num_classes)
+    heads = [(model.module_list[i], head) for i, head in zip(model.head_conv_layers, model.heads)]
+    per_class = sum(len(head.anchors) * _floats_per_filter(conv) for conv, head in heads if isinstance(conv, ConvBNAct))
+    classes, rest = divmod(found - counts[-1], per_class) if per_class else (0, 1)
+    if not rest and model.num_classes + classes >= 1:
+        return FileFit(len(model.module_list), model.num_classes + classes)
     below = max((n for n in counts if n < found), default=0)
     above = min((n for n in counts if n > found), default=None)
-    raise UserError(f"{path}: {found:,} float32 values after the header fit no prefix of {model.cfg_path}: the whole "
-                    f"model needs {counts[-1]:,}, the nearest prefixes {below:,}" + (f" and {above:,}" if above else "")
+    raise UserError(f"{path}: {found:,} float32 values after the header fit no prefix of {model.cfg_path} and no "
+                    f"class count: the whole model needs {counts[-1]:,} ({counts[-1] + per_class:,} with one more "
+                    f"class), the nearest prefixes {below:,}" + (f" and {above:,}" if above else "")
                     + "; use the .weights file of this cfg (or its backbone)")
+
+
+def _float_count(path: str | Path) -> int:
+    """float32 values after the header of a ``.weights`` file (header checked)."""
+    with open(path, "rb") as f:
+        head = np.frombuffer(f.read(20), dtype=np.uint8)
+    _, offset = _read_header(head, str(path))
+    return (Path(path).stat().st_size - offset) // 4
+
+
+def _floats_per_filter(layer: ConvBNAct) -> int:
+    """Values one output filter of a [convolutional] stores: its kernel, then 4 BN values or 1 bias."""
+    conv = layer.conv
+    return conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1] + (4 if hasattr(layer, "bn")
+                                                                                            else 1)
 
 
 def load_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = None) -> WeightsHeader:
@@ -112,14 +144,19 @@ def load_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = 
     return header
 
 
-def save_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = None, seen: int = 0) -> None:
-    """Write layers ``[0, cutoff)`` of ``model`` (all when None) as a darknet ``.weights`` file, version 0.2.0.
+def save_darknet_weights(model: Darknet, path: str | Path, cutoff: int | None = None,
+                         header: WeightsHeader = WeightsHeader(*VERSION, seen=0)) -> None:
+    """Write layers ``[0, cutoff)`` of ``model`` (all when None) as a darknet ``.weights`` file with ``header``
+    (default: version 0.2.0, as darknet writes, and ``seen`` 0). Saving a loaded model with the header that
+    ``load_darknet_weights`` returned gives back the file it was loaded from, byte for byte.
 
     Written atomically (utils.io.atomic_open): a crash never leaves a truncated file behind.
     """
     tensors = _tensors(model, cutoff)
-    header = np.array(VERSION, "<i4").tobytes() + np.array([seen], "<i8").tobytes()
+    seen_type = "<i8" if header.major * 10 + header.minor >= 2 else "<i4"
+    raw = (np.array([header.major, header.minor, header.revision], "<i4").tobytes()
+           + np.array([header.seen], seen_type).tobytes())
     with atomic_open(path, "wb") as f:
-        f.write(header)
+        f.write(raw)
         for tensor in tensors:
             f.write(tensor.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())

@@ -19,7 +19,7 @@ from models.build import build_model, load_model_state
 from models.cfg import parse_cfg
 from models.darknet import Darknet
 from models.layers import ConvBNAct
-from models.weights import find_cutoff, load_darknet_weights
+from models.weights import FileFit, fit_file, load_darknet_weights
 from training import checkpoint
 from training.config import (
     TrainConfig,
@@ -78,17 +78,30 @@ def model(cfg: TrainConfig, device: torch.device) -> Darknet:
 
 
 def initial_weights(net: Darknet, cfg: TrainConfig) -> str:
-    """Load --weights into ``net``: a darknet .weights file (all layers, or the prefix its size or --weights-cutoff
-    gives) or a .pt checkpoint of this repo (its model state). Returns what was loaded, for the log."""
+    """Load --weights into ``net``: a darknet .weights file (all layers, the prefix its size or --weights-cutoff
+    gives, or a whole model of the same cfg with another class count) or a .pt checkpoint of this repo (its model
+    state). Returns what was loaded, for the log."""
     path = cfg.weights
     if path.endswith(".pt"):
         return load_model_state(net, checkpoint.load(path)["model"], path)
-    cutoff = cfg.weights_cutoff or find_cutoff(net, path)
-    load_darknet_weights(net, path, cutoff)
-    convs = sum(isinstance(layer, ConvBNAct) for layer in list(net.module_list)[:cutoff])
-    rest = len(net.module_list) - cutoff
-    return (f"loaded layers 0-{cutoff - 1} ({convs} convolutions) from {path}"
-            + (f"; layers {cutoff}-{len(net.module_list) - 1} initialised from --seed ({cfg.init})" if rest else ""))
+    fit = FileFit(cfg.weights_cutoff, net.num_classes) if cfg.weights_cutoff else fit_file(net, path)
+    if fit.num_classes != net.num_classes:
+        return _other_classes(net, path, fit.num_classes)
+    load_darknet_weights(net, path, fit.cutoff)
+    convs = sum(isinstance(layer, ConvBNAct) for layer in list(net.module_list)[:fit.cutoff])
+    rest = len(net.module_list) - fit.cutoff
+    return (f"loaded layers 0-{fit.cutoff - 1} ({convs} convolutions) from {path}"
+            + (f"; layers {fit.cutoff}-{len(net.module_list) - 1} initialised from --seed ({cfg.init})" if rest
+               else ""))
+
+
+def _other_classes(net: Darknet, path: str, num_classes: int) -> str:
+    """A whole darknet model of ``net``'s cfg trained on ``num_classes`` classes (e.g. COCO's 80): every layer but
+    the convolutions feeding a [yolo] block is copied into ``net``; those stay as initialised from --seed."""
+    with torch.random.fork_rng(devices=[]):  # the file's model is a vessel: its own init must not draw from --seed
+        source = Darknet(net.cfg_path, num_classes=num_classes)
+    load_darknet_weights(source, path)
+    return load_model_state(net, source.state_dict(), f"{path} ({num_classes} classes)")
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ import torch
 
 from models.darknet import Darknet
 from models.weights import (
+    WeightsHeader,
     _tensors,
-    find_cutoff,
+    fit_file,
     load_darknet_weights,
     save_darknet_weights,
 )
@@ -39,7 +40,7 @@ def assert_same_state(a: Darknet, b: Darknet) -> None:
 @pytest.mark.parametrize("name", sorted(p.name for p in REPO_CFG.glob("*.cfg")))
 def test_round_trip_repo_cfgs(tmp_path, name):
     source, target = build(REPO_CFG / name, 1), build(REPO_CFG / name, 2)
-    save_darknet_weights(source, tmp_path / "w.weights", seen=1234)
+    save_darknet_weights(source, tmp_path / "w.weights", header=WeightsHeader(0, 2, 0, 1234))
     header = load_darknet_weights(target, tmp_path / "w.weights")
     assert_same_state(source, target)
     assert (header.major, header.minor, header.revision, header.seen) == (0, 2, 0, 1234)
@@ -120,12 +121,13 @@ def test_bad_cutoff(small_weights):
         save_darknet_weights(model, path, cutoff=38)
 
 
-def test_find_cutoff_reads_the_prefix_length_from_the_file_size(tmp_path):
+def test_fit_file_reads_the_prefix_length_from_the_file_size(tmp_path):
     """A backbone prefix (as darknet53.conv.74 is of yolov3): the file size gives how many layers it holds."""
     model = build(REPO_CFG / "yolov3-small-kitti.cfg", 1)
     save_darknet_weights(model, tmp_path / "backbone.weights", cutoff=17)
     target = build(REPO_CFG / "yolov3-small-kitti.cfg", 2)
-    cutoff = find_cutoff(target, tmp_path / "backbone.weights")
+    cutoff, classes = fit_file(target, tmp_path / "backbone.weights")
+    assert classes == 8
     assert cutoff >= 17 and sum(t.numel() for t in _tensors(model, cutoff)) == sum(
         t.numel() for t in _tensors(model, 17))  # layers without weights after 16 do not change the count
     load_darknet_weights(target, tmp_path / "backbone.weights", cutoff)
@@ -143,4 +145,30 @@ def test_a_file_that_fits_no_prefix_names_both_sizes(tmp_path):
     total = sum(t.numel() for t in _tensors(model, None))
     with pytest.raises(ValueError, match=rf"{total + 7:,} float32 values after the header fit no prefix.*"
                                          rf"whole model needs {total:,}"):
-        find_cutoff(model, path)
+        fit_file(model, path)
+
+
+def test_old_header_is_written_back_as_read(tmp_path):
+    """Version 0.1 (int32 ``seen``) saved with the header it was loaded with comes back byte for byte."""
+    model = build(REPO_CFG / "yolov3-small-kitti.cfg", 1)
+    save_darknet_weights(model, tmp_path / "old.weights", header=WeightsHeader(0, 1, 0, 77))
+    data = (tmp_path / "old.weights").read_bytes()
+    assert data[:16] == np.array([0, 1, 0, 77], "<i4").tobytes()
+    header = load_darknet_weights(model, tmp_path / "old.weights")
+    save_darknet_weights(model, tmp_path / "again.weights", header=header)
+    assert (tmp_path / "again.weights").read_bytes() == data
+
+
+@pytest.mark.parametrize("file_classes", [80, 1, 20])
+def test_fit_file_finds_another_class_count_of_the_whole_model(tmp_path, file_classes):
+    """A whole model of the same cfg trained on another class list (COCO's 80 for an 8-class KITTI cfg): the size
+    differs only in the head convolutions, by len(mask) * (in * k * k + 1) floats per class each."""
+    cfg = REPO_CFG / "yolov3-tiny-kitti.cfg"
+    with torch.random.fork_rng():
+        save_darknet_weights(Darknet(cfg, num_classes=file_classes), tmp_path / "w.weights")
+    assert fit_file(Darknet(cfg), tmp_path / "w.weights") == (24, file_classes)
+    # 39 filters of 512 * 1 * 1 + 1 floats (layer 15) and of 256 + 1 (layer 22): 3 * (513 + 257) floats per class
+    size = (tmp_path / "w.weights").stat().st_size
+    (tmp_path / "w.weights").write_bytes((tmp_path / "w.weights").read_bytes()[:size - 4 * 3 * (513 + 257) // 2])
+    with pytest.raises(ValueError, match="fit no prefix .* and no class count"):
+        fit_file(Darknet(cfg), tmp_path / "w.weights")

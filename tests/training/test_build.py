@@ -108,3 +108,30 @@ def test_loss_options_reach_the_training_step(key, value):
         assert torch.equal(changed["box"], base["box"])
     else:
         assert not torch.equal(changed["box"], base["box"]) and torch.equal(changed["obj"], base["obj"])
+
+
+def test_weights_of_another_class_count_load_all_but_the_heads(tmp_path):
+    """A whole darknet model of the same cfg with 80 classes (darknet's COCO weights for the 8-class KITTI cfg):
+    every layer but the two head convolutions is copied; the heads keep the --seed init; the global RNG is untouched
+    by the 80-class vessel model."""
+    from models.darknet import Darknet
+    from models.weights import save_darknet_weights
+    model_cfg = str(REPO / "cfg" / "yolov3-tiny-kitti.cfg")
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        coco = Darknet(model_cfg, num_classes=80)
+    save_darknet_weights(coco, tmp_path / "coco.weights")
+    cfg = validate(dataclasses.replace(TINY, model=model_cfg, weights=str(tmp_path / "coco.weights")))
+    scratch = initial_weights(dataclasses.replace(cfg, weights=""))
+    with torch.random.fork_rng():
+        net = build.model(cfg, torch.device("cpu"))
+        message = build.initial_weights(net, cfg)
+        after = torch.rand(3)
+    with torch.random.fork_rng():
+        build.model(cfg, torch.device("cpu"))
+        assert torch.equal(after, torch.rand(3))  # loading drew nothing from the global RNG
+    assert message.endswith("(80 classes); head layers 15, 22 (another class count) left at init")
+    state, source = net.state_dict(), coco.state_dict()
+    for key, value in state.items():
+        head = key.startswith(("module_list.15.", "module_list.22."))
+        assert torch.equal(value, scratch[key] if head else source[key]), key
