@@ -3,6 +3,8 @@
     python detect.py --weights runs/exp/best.pt --source path/to/image_2 --out runs/exp/detect
     python detect.py --weights runs/exp/best.pt --source frame.png --out out/ --conf-thres 0.3
     python detect.py --weights yolov3.weights --cfg yolov3.cfg --names coco.names --source frame.png --out out/
+    python detect.py --weights yolov3-tiny.weights --cfg yolov3-tiny.cfg --names coco.names --class-map coco-kitti \
+        --source frame.png --out out/
 """
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--weights", required=True, help="checkpoint (runs/NAME/best.pt) or darknet .weights")
     parser.add_argument("--cfg", help="darknet .weights: its darknet .cfg")
     parser.add_argument("--names", help="darknet .weights: file of its class names, one per line")
+    parser.add_argument("--class-map", help="draw and write KITTI classes through a class map: coco-kitti or a YAML "
+                                            "file of 'model class: KITTI class' lines (evaluation/class_map.py)")
     parser.add_argument("--source", required=True, type=Path, help="a PNG/JPEG image or a directory of them")
     parser.add_argument("--out", required=True, type=Path, help="output directory: drawn images + <id>.txt (new, "
                                                                  "empty, or an earlier detect.py output)")
+    parser.add_argument("--img-size", help="input W,H (default: the checkpoint's, or the cfg's [net])")
     parser.add_argument("--conf-thres", type=float, default=0.25, help="minimum score drawn and written")
     parser.add_argument("--iou-thres", type=float, default=None, help="NMS IoU threshold (default: the run's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the run's)")
@@ -51,11 +56,13 @@ def draw(image_bgr, frame) -> None:
 
 def main(args) -> None:
     from data.kitti import decode_image
+    from data.transforms import parse_size
     from evaluation.predict import detect_image
     from evaluation.results import write_results
     from training import build
     from utils.io import claim_output_dir, write_bytes
-    run = build.for_inference(args.weights, args.cfg, args.names, device=args.device, conf_thres=args.conf_thres,
+    run = build.for_inference(args.weights, args.cfg, args.names, device=args.device, class_map=args.class_map,
+                              size=parse_size(args.img_size, "--img-size"), conf_thres=args.conf_thres,
                               iou_thres=args.iou_thres)
     images = images_of(args.source)
     claim_output_dir(args.out, "detect.py", inputs=[args.source])

@@ -7,14 +7,18 @@ Model-free mode, existing result files (16 fields a line, one file per frame) ag
         --classes Car Pedestrian Cyclist
 
 Model mode, a checkpoint on a KITTI split (default: the checkpoint's own data and val split), or a darknet model
-(its .weights, .cfg and class names, e.g. the COCO yolov3: COCO's "car" is scored against KITTI's Car):
+(its .weights, .cfg and class names, e.g. the COCO yolov3, fed as darknet feeds it; --class-map coco-kitti scores
+COCO's car, truck, person, bicycle and train as KITTI's Car, Truck, Pedestrian, Cyclist and Tram):
 
     python eval.py --weights runs/exp/best.pt [--data ROOT] [--split val] [--out runs/exp/eval]
     python eval.py --weights yolov3.weights --cfg yolov3.cfg --names coco.names --data ROOT --out out/
+    python eval.py --weights yolov3-tiny.weights --cfg yolov3-tiny.cfg --names coco.names --class-map coco-kitti \
+        --data ROOT --split val --img-size 832,256 --out out/      # COCO classes scored as KITTI's
 
 Frame ids come from --split, else from every label file in --labels (sorted). A frame without a result file counts
-as one without detections (one warning gives their number). Writes OUT.json in the shape of evaluation/metrics.py and
-the PR curves beside it as OUT_pr.png.
+as one without detections (one warning gives their number; every run prints how many frames had one); when no frame
+has one, the directory or the ids are wrong: an error names the directory and the first expected file. Writes
+OUT.json in the shape of evaluation/metrics.py and the PR curves beside it as OUT_pr.png.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from data.kitti import IMAGE_DIR, LABEL_DIR, read_split
 from data.kitti_labels import KITTI_CLASSES
-from data.transforms import check_input_size
+from data.transforms import parse_size
 from evaluation.metrics import evaluate_frames, format_metrics, plot_pr_curves
 from evaluation.results import label_ids, read_labels, read_results, write_results
 from utils.errors import UserError, run_cli
@@ -41,6 +45,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--cfg", help="model mode, darknet .weights: its darknet .cfg")
     parser.add_argument("--names", help="model mode, darknet .weights: file of its class names, one per line")
     parser.add_argument("--img-size", help="model mode: input W,H (default: the checkpoint's, or the cfg's [net])")
+    parser.add_argument("--class-map", help="model mode: score the model on KITTI classes through a class map: "
+                                            "coco-kitti (built in: car, truck, person, bicycle, train) or a YAML "
+                                            "file of 'model class: KITTI class' lines; other classes are dropped")
     parser.add_argument("--labels", type=Path, help="directory of KITTI label files <id>.txt (model-free mode)")
     parser.add_argument("--split", help="list file of frame ids (model-free mode; default: every label file) or "
                                         "split name/list (model mode; default: the checkpoint's val split)")
@@ -62,6 +69,8 @@ def main(args) -> dict:
     """Score ``args.results`` against ``args.labels``; prints the table, writes the JSON and PNG, returns metrics."""
     if args.weights:
         return main_weights(args)
+    if args.class_map:
+        raise UserError("--class-map maps a model's classes (--weights); result files already name KITTI classes")
     if args.labels is None or args.json is None:
         raise UserError("--results needs --labels and --json")
     for folder in (args.labels, args.results):
@@ -70,7 +79,9 @@ def main(args) -> dict:
                             "on inputs, choose another path")
     ids = read_split(".", args.split) if args.split else label_ids(args.labels)
     gt = read_labels(args.labels, ids)
-    dt = read_results(args.results, ids)
+    missing = []
+    dt = read_results(args.results, ids, missing=missing)
+    print(f"result files: {len(ids) - len(missing)} of {len(ids)} frames in {args.results}")
     metrics, curves = evaluate_frames(gt, dt, args.classes, return_curves=True)
     write_report(metrics, curves, args.json)
     print(format_metrics(metrics))
@@ -83,8 +94,8 @@ def main_weights(args) -> dict:
     from evaluation.predict import predict
     from training import build
     run = build.for_inference(args.weights, args.cfg, args.names, args.data, args.device,
-                              size=parse_size(args.img_size), conf_thres=args.conf_thres, iou_thres=args.iou_thres,
-                              max_det=args.max_det)
+                              class_map=args.class_map, size=parse_size(args.img_size, "--img-size"),
+                              conf_thres=args.conf_thres, iou_thres=args.iou_thres, max_det=args.max_det)
     if run.data is None:
         raise UserError("--data ROOT is needed to evaluate darknet .weights (a checkpoint knows its data)")
     dataset = KittiDataset(run.data, args.split or run.split, classes=run.classes)
@@ -99,20 +110,6 @@ def main_weights(args) -> dict:
     print(format_metrics(metrics))
     print(f"results: {out / 'results'}, metrics: {args.json or out / 'metrics.json'}")
     return metrics
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'W,H' or 'WxH' -> (W, H), multiples of 32; None stays None."""
-    if text is None:
-        return None
-    try:
-        size = tuple(int(v) for v in text.lower().replace("x", ",").split(","))
-    except ValueError:
-        raise UserError(f"--img-size expects W,H, got {text!r}") from None
-    try:
-        return check_input_size(size)
-    except ValueError:
-        raise UserError(f"--img-size must be two positive multiples of 32, got {text!r}") from None
 
 
 def write_report(metrics: dict, curves: dict, json_path: Path) -> None:

@@ -150,7 +150,7 @@ def _check_indices(indices, num_samples: int) -> np.ndarray:
 class Sample:
     """One augmented frame in input pixels (N trained objects, D ignore regions)."""
 
-    image: np.ndarray  # uint8[3, H, W] RGB
+    image: np.ndarray  # uint8[3, H, W] RGB; float32 in [0, 1] with darknet's letterbox
     boxes: np.ndarray  # float64[N, 4] xyxy
     cls: np.ndarray  # int64[N] class index, all >= 0
     ignore: np.ndarray  # float64[D, 4] xyxy: DontCare regions, then objects of untrained classes
@@ -198,7 +198,7 @@ class AugmentedKitti(Dataset):
 class Batch:
     """A collated batch: B images of one input size (W, H); M trained objects and D ignore regions in total."""
 
-    images: torch.Tensor  # uint8[B, 3, H, W] RGB; the trainer converts to float / 255 on the device
+    images: torch.Tensor  # uint8[B, 3, H, W] RGB, float32 in [0, 1] with darknet's letterbox (models.build.to_input)
     targets: torch.Tensor  # float32[M, 6] [batch row, class index, x1, y1, x2, y2] input pixels, batch then file order
     ignore: torch.Tensor  # float32[D, 5] [batch row, x1, y1, x2, y2]: no objectness loss inside these
     ids: list[str]  # frame ids, one per image
@@ -274,12 +274,17 @@ def build_train_loader(dataset, seed: int, batch_size: int, base_size, workers: 
     return _loader(AugmentedKitti(dataset, aug_seed, aug, aug_rng), sampler, workers, persistent_workers, seed)
 
 
-def build_eval_loader(dataset, batch_size: int, size, workers: int, indices=None) -> DataLoader:
+def build_eval_loader(dataset, batch_size: int, size, workers: int, indices=None,
+                      letterbox: str = "repo") -> DataLoader:
     """Evaluation batches: each frame once, in id order (or the order of ``indices``, a subset of dataset
-    positions), letterboxed to the fixed ``size`` (W, H), no augmentation. Yields ``Batch``."""
+    positions), letterboxed to the fixed ``size`` (W, H), no augmentation. Yields ``Batch``.
+
+    letterbox: "repo" (uint8 images) or "darknet" (float32 images, data.transforms.letterbox_darknet: how darknet
+    feeds a network, for models trained by darknet)."""
     sampler = ShardedBatchSampler(len(dataset), batch_size, 0, size, shuffle=False, multiscale=False,
                                   drop_last=False, indices=indices)
-    return _loader(AugmentedKitti(dataset, 0, NO_AUGMENT), sampler, workers, False, 0)
+    aug = dataclasses.replace(NO_AUGMENT, letterbox=letterbox)
+    return _loader(AugmentedKitti(dataset, 0, aug), sampler, workers, False, 0)
 
 
 def endless(loader: DataLoader):

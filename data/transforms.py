@@ -17,14 +17,17 @@ from utils.boxes import clip_boxes
 from utils.errors import UserError
 
 STRIDE = 32  # YOLOv3's largest stride: input sides must be multiples of it
+LETTERBOXES = ("repo", "darknet")  # letterbox() and letterbox_darknet()
 
 
 class Letterbox(NamedTuple):
-    """Where a frame sits in the network input: ``input_xy = original_xy * scale + (pad_x, pad_y)``."""
+    """Where a frame sits in the network input, in continuous pixel coordinates (pixel i spans [i, i+1)):
+    ``input_x = original_x * scale_x + pad_x`` and ``input_y = original_y * scale_y + pad_y``."""
 
-    scale: float  # input pixels per original pixel, the same on both axes
-    pad_x: int  # left padding, input pixels
-    pad_y: int  # top padding, input pixels
+    scale_x: float  # input pixels per original pixel, horizontally
+    scale_y: float  # ... vertically (equal to scale_x for the repo's letterbox)
+    pad_x: float  # input x of the frame's left edge (the repo's letterbox: its integer left padding)
+    pad_y: float  # input y of the frame's top edge
     orig_w: int  # original frame width, pixels
     orig_h: int  # original frame height, pixels
 
@@ -38,6 +41,7 @@ class AugmentConfig:
     scale: tuple[float, float] = (1.0, 1.0)  # zoom about the input centre drawn from U(lo, hi); (1, 1) = off
     translate: float = 0.0  # shift drawn from U(-t, t) times the input width / height; 0 = off
     pad_value: int = 114  # grey of letterbox padding and of areas uncovered by the affine jitter
+    letterbox: str = "repo"  # "repo" (uint8, OpenCV bilinear, pad_value) or "darknet" (float, letterbox_darknet)
     min_box_size: float = 2.0  # after the affine jitter, boxes narrower or shorter than this (px) are dropped
     min_box_visible: float = 0.2  # ... and boxes keeping less than this fraction of their area inside the input
 
@@ -47,7 +51,11 @@ class AugmentConfig:
                   "three hsv gains in [0, 1]": len(self.hsv) == 3 and all(0 <= g <= 1 for g in self.hsv),
                   "0 < scale[0] <= scale[1]": 0 < lo <= hi, "translate in [0, 0.5]": 0 <= self.translate <= 0.5,
                   "pad_value in [0, 255]": 0 <= self.pad_value <= 255, "min_box_size >= 0": self.min_box_size >= 0,
-                  "min_box_visible in [0, 1]": 0 <= self.min_box_visible <= 1}
+                  "min_box_visible in [0, 1]": 0 <= self.min_box_visible <= 1,
+                  f"letterbox in {', '.join(LETTERBOXES)}": self.letterbox in LETTERBOXES,
+                  # darknet's letterbox gives float images, which the jitters (uint8 OpenCV ops) do not take
+                  "no hsv or affine jitter with the darknet letterbox": self.letterbox == "repo" or not (
+                      self.hsv_on or self.affine_on)}
         failed = [name for name, ok in checks.items() if not ok]
         if failed:
             raise UserError(f"augmentation needs {', '.join(failed)}; got {self}")
@@ -71,13 +79,25 @@ def check_input_size(size) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def letterbox(image: np.ndarray, size, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
+def parse_size(text: str | None, flag: str) -> tuple[int, int] | None:
+    """A command line's 'W,H' or 'WxH' -> (W, H), positive multiples of 32; None stays None. UserError names
+    ``flag``."""
+    if text is None:
+        return None
+    try:
+        return check_input_size(tuple(int(v) for v in text.lower().replace("x", ",").split(",")))
+    except ValueError:
+        raise UserError(f"{flag} expects W,H, two positive multiples of {STRIDE}, got {text!r}") from None
+
+
+def letterbox(image: np.ndarray, size, pad_value: float = 114) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping the aspect ratio to fit ``size`` = (W, H), then pad to it, centred.
 
     Args:
-        image: ``uint8[h, w, C]``, any size.
+        image: ``uint8[h, w, C]`` (or float32), any size.
     Returns:
-        ``uint8[H, W, C]`` and the Letterbox: scale = min(W / w, H / h), integer pads (the odd pixel goes right/bottom).
+        an image of ``image``'s dtype, ``[H, W, C]``, and the Letterbox: scale = min(W / w, H / h) on both axes,
+        integer pads (the odd pixel goes right/bottom).
     """
     width, height = check_input_size(size)
     h, w = image.shape[:2]
@@ -86,19 +106,73 @@ def letterbox(image: np.ndarray, size, pad_value: int = 114) -> tuple[np.ndarray
     resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     nh, nw = resized.shape[:2]
     pad_x, pad_y = (width - nw) // 2, (height - nh) // 2
-    out = np.full((height, width, *image.shape[2:]), pad_value, dtype=np.uint8)
+    out = np.full((height, width, *image.shape[2:]), pad_value, dtype=image.dtype)
     out[pad_y:pad_y + nh, pad_x:pad_x + nw] = resized.reshape(nh, nw, *image.shape[2:])  # cv2 drops C=1
-    return out, Letterbox(scale, pad_x, pad_y, w, h)
+    return out, Letterbox(scale, scale, pad_x, pad_y, w, h)
+
+
+def letterbox_darknet(image: np.ndarray, size, pad_value: float = 0.5) -> tuple[np.ndarray, Letterbox]:
+    """darknet's ``letterbox_image`` (src/image.c), value for value in float32: the frame scaled to
+    ``new_w x new_h`` (integer division, as darknet) by darknet's ``resize_image``, embedded at the integer
+    offsets ``((W - new_w) // 2, (H - new_h) // 2)`` of a ``pad_value``-filled input.
+
+    ``resize_image`` is a separable bilinear resize that maps the corner pixel centres onto each other (source
+    column ``c * (w - 1) / (new_w - 1)`` for output column c), horizontally then vertically; OpenCV's INTER_LINEAR
+    maps pixel edges instead, so the two sample the frame at other points.
+
+    Args:
+        image: ``uint8[h, w, 3]`` RGB (darknet reads RGB and divides by 255).
+        size: network input (W, H), multiples of 32.
+    Returns:
+        ``float32[H, W, 3]`` in [0, 1] and the Letterbox of that resize: the corner pixel centres map exactly, so
+        ``scale_x = (new_w - 1) / (w - 1)`` and ``pad_x = offset_x + 0.5 - 0.5 * scale_x`` (y likewise).
+    """
+    width, height = check_input_size(size)
+    h, w = image.shape[:2]
+    # darknet compares the two ratios in float32 and sizes the content with integer division
+    if np.float32(width) / np.float32(w) < np.float32(height) / np.float32(h):
+        new_w, new_h = width, h * width // w
+    else:
+        new_w, new_h = w * height // h, height
+    source = (image.astype(np.float64) / 255.0).astype(np.float32)  # C: (float)byte / 255. stored as float
+    columns = _darknet_resize_rows(source.transpose(1, 0, 2), new_w, vertical=False).transpose(1, 0, 2)
+    resized = _darknet_resize_rows(columns, new_h, vertical=True)
+    off_x, off_y = (width - new_w) // 2, (height - new_h) // 2
+    out = np.full((height, width, image.shape[2]), pad_value, dtype=np.float32)
+    out[off_y:off_y + new_h, off_x:off_x + new_w] = resized
+    sx, sy = (new_w - 1) / (w - 1), (new_h - 1) / (h - 1)
+    return out, Letterbox(sx, sy, off_x + 0.5 - 0.5 * sx, off_y + 0.5 - 0.5 * sy, w, h)
+
+
+def _darknet_resize_rows(image: np.ndarray, rows: int, vertical: bool) -> np.ndarray:
+    """One pass of darknet's ``resize_image`` along axis 0: ``float32[n, ...]`` -> ``float32[rows, ...]``.
+
+    Row r reads source row ``i = int(r * scale)`` with ``scale = float32(n - 1) / (rows - 1)`` and weight
+    ``d = r * scale - i``: ``(1 - d) * src[i] + d * src[i + 1]``, all in float32. The last row is darknet's too:
+    the horizontal pass copies the last source column; the vertical pass keeps only ``(1 - d) * src[i]``.
+    """
+    n = image.shape[0]
+    if n == 1:
+        return np.repeat(image, rows, axis=0)
+    scale = np.float32(n - 1) / np.float32(max(rows - 1, 1))
+    position = np.arange(rows, dtype=np.float32) * scale
+    index = np.minimum(position.astype(np.int64), n - 1)
+    weight = (position - index.astype(np.float32)).reshape(-1, *([1] * (image.ndim - 1)))
+    out = (np.float32(1) - weight) * image[index] + weight * image[np.minimum(index + 1, n - 1)]
+    out[-1] = (np.float32(1) - weight[-1]) * image[index[-1]] if vertical else image[-1]
+    return out.astype(np.float32, copy=False)
 
 
 def letterbox_boxes(boxes: np.ndarray, lb: Letterbox) -> np.ndarray:
     """``float[N, 4]`` xyxy original pixels -> ``float64[N, 4]`` input pixels."""
-    return np.asarray(boxes, np.float64).reshape(-1, 4) * lb.scale + np.array([lb.pad_x, lb.pad_y] * 2, np.float64)
+    return (np.asarray(boxes, np.float64).reshape(-1, 4) * np.array([lb.scale_x, lb.scale_y] * 2, np.float64)
+            + np.array([lb.pad_x, lb.pad_y] * 2, np.float64))
 
 
 def unletterbox_boxes(boxes: np.ndarray, lb: Letterbox) -> np.ndarray:
     """``float[N, 4]`` xyxy input pixels -> ``float64[N, 4]`` original-frame pixels (inverse of letterbox_boxes)."""
-    return (np.asarray(boxes, np.float64).reshape(-1, 4) - np.array([lb.pad_x, lb.pad_y] * 2, np.float64)) / lb.scale
+    return ((np.asarray(boxes, np.float64).reshape(-1, 4) - np.array([lb.pad_x, lb.pad_y] * 2, np.float64))
+            / np.array([lb.scale_x, lb.scale_y] * 2, np.float64))
 
 
 def hflip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
@@ -178,7 +252,10 @@ def augment(rng: np.random.Generator, image: np.ndarray, boxes: np.ndarray, cls:
     hsv_rng, affine_rng, flip_rng = rng.spawn(3)
     if cfg.hsv_on:
         image = hsv_jitter(hsv_rng, image, *cfg.hsv)
-    image, lb = letterbox(image, size, cfg.pad_value)
+    if cfg.letterbox == "darknet":
+        image, lb = letterbox_darknet(image, size)
+    else:
+        image, lb = letterbox(image, size, cfg.pad_value)
     cls = np.asarray(cls, np.int64).reshape(-1)
     num = len(cls)
     both = np.concatenate([letterbox_boxes(boxes, lb), letterbox_boxes(dontcare, lb)])  # objects, then DontCare

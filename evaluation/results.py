@@ -15,6 +15,7 @@ from data.kitti_labels import (
     write_result_file,
 )
 from utils.boxes import clip_boxes
+from utils.errors import UserError
 
 LOG = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def read_results(results_dir: str | Path, ids: list[str], known_classes=KITTI_CL
 
     A line with another field count raises ``KittiFormatError`` naming file and line (the devkit would silently
     drop it). An id without a file counts as a frame with no detections (the devkit would abort); all such ids
-    are reported in one warning and appended to ``missing`` when given.
+    are reported in one warning and appended to ``missing`` when given. When no id has a file, the directory or
+    the ids are wrong (a table of zeros would hide it): UserError naming the directory and the first expected file.
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -68,6 +70,9 @@ def read_results(results_dir: str | Path, ids: list[str], known_classes=KITTI_CL
         else:
             absent.append(frame_id)
             frames.append(detections_frame([], np.zeros((0, 4)), []))
+    if ids and len(absent) == len(ids):
+        raise UserError(f"{results_dir}: none of the {len(ids)} frames has a result file here (first expected: "
+                        f"{results_dir / (ids[0] + '.txt')}); check the result directory and the split's frame ids")
     if absent:
         LOG.warning("%d of %d frames have no result file in %s: treated as no detections (first: %s)",
                     len(absent), len(ids), results_dir, absent[0])

@@ -74,6 +74,8 @@ def load_model_state(model: Darknet, state: dict, source: str) -> str:
 
 
 def to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """(B, 3, H, W) uint8 RGB -> float32 in [0, 1] on the device (uint8 crosses the bus: 4x fewer bytes)."""
-    x = images.to(device, non_blocking=True).float().div_(255)
+    """(B, 3, H, W) uint8 RGB -> float32 in [0, 1] on the device (uint8 crosses the bus: 4x fewer bytes); float32
+    images (darknet's letterbox, already in [0, 1]) are moved as they are."""
+    x = images.to(device, non_blocking=True)
+    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x

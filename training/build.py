@@ -14,6 +14,7 @@ import torch
 
 from data.kitti import KittiDataset
 from data.loader import build_train_loader
+from evaluation.class_map import describe, load_class_map
 from evaluation.predict import PredictSettings
 from models.build import build_model, load_model_state
 from models.cfg import parse_cfg
@@ -117,21 +118,37 @@ class Inference:
 
 
 def for_inference(weights: str, darknet_cfg: str | None = None, names: str | None = None, data: str | None = None,
-                  device: str | None = None, **settings) -> Inference:
+                  device: str | None = None, class_map: str | None = None, log=print, **settings) -> Inference:
     """A checkpoint of this repo (its config gives everything), or a darknet ``.weights`` file with its ``.cfg``
-    and a names file (one class name per line, e.g. the COCO yolov3), run in strict mode.
+    and a names file (one class name per line, e.g. the COCO yolov3), run in strict mode and fed as darknet feeds
+    it (data.transforms.letterbox_darknet).
 
+    class_map: a built-in map name or map file (evaluation/class_map.py): the model is scored on the map's KITTI
+        classes, and what is mapped and dropped is logged.
     ``settings``: non-None PredictSettings overrides (conf_thres, iou_thres, max_det, size).
     """
     settings = {k: v for k, v in settings.items() if v is not None}
     if not weights.endswith(".weights"):
         size = settings.pop("size", None)
         net, cfg, dev, _ = from_checkpoint(weights, data=data, device=device, eval_size=size, **settings)
-        return Inference(net.eval(), dev, predict_settings(cfg), tuple(cfg.classes), dataset_root(cfg),
-                         cfg.val_split)
+        run = Inference(net.eval(), dev, predict_settings(cfg), tuple(cfg.classes), dataset_root(cfg),
+                        cfg.val_split)
+    else:
+        run = _darknet_inference(weights, darknet_cfg, names, data, device, settings)
+    if class_map is None:
+        return run
+    cmap = load_class_map(class_map, run.classes)
+    log(describe(cmap))
+    return dataclasses.replace(run, classes=cmap.targets,
+                               settings=dataclasses.replace(run.settings, class_sources=cmap.sources))
+
+
+def _darknet_inference(weights: str, darknet_cfg: str | None, names: str | None, data: str | None,
+                       device: str | None, settings: dict) -> Inference:
     if not darknet_cfg or not names:
         raise UserError(f"{weights}: a darknet .weights file needs its --cfg and a --names file of class names")
-    classes = tuple(line.strip() for line in Path(names).read_text().splitlines() if line.strip())
+    # "traffic light" -> "traffic_light" (as KITTI's Person_sitting): a result line must keep its 16 fields
+    classes = tuple("_".join(line.split()) for line in Path(names).read_text().splitlines() if line.strip())
     declared = {b.get("classes") for b in parse_cfg(darknet_cfg) if b.type == "yolo"}
     if declared != {len(classes)}:
         raise UserError(f"{names}: {len(classes)} class names, but {darknet_cfg} declares classes={declared}")
@@ -139,8 +156,8 @@ def for_inference(weights: str, darknet_cfg: str | None = None, names: str | Non
     dev = select_device(device or "auto")
     net = build_model(darknet_cfg, len(classes), "deterministic", dev, init="pytorch")
     load_darknet_weights(net, weights)
-    return Inference(net.eval(), dev, PredictSettings(**{"size": net.input_size, **settings}), classes,
-                     Path(data) if data else None, "val")
+    return Inference(net.eval(), dev, PredictSettings(**{"size": net.input_size, "letterbox": "darknet", **settings}),
+                     classes, Path(data) if data else None, "val")
 
 
 def train_loader(cfg: TrainConfig, data: KittiDataset, epoch: int, start_batch: int, dist: Dist = Dist(),

@@ -50,12 +50,13 @@ def test_eval_and_detect_run_a_darknet_weights_file(tmp_path):
 def test_eval_img_size_is_parsed_checked_and_reaches_the_model_settings(tmp_path):
     import pytest
 
-    from eval import parse_size
+    from data.transforms import parse_size
     from utils.errors import UserError
-    assert parse_size("832x256") == (832, 256) and parse_size("416,128") == (416, 128) and parse_size(None) is None
+    assert parse_size("832x256", "--img-size") == (832, 256) and parse_size("416,128", "--img-size") == (416, 128)
+    assert parse_size(None, "--img-size") is None
     for bad in ("100,50", "416", "a,b"):
         with pytest.raises(UserError, match="--img-size"):
-            parse_size(bad)
+            parse_size(bad, "--img-size")
     weights, names = tmp_path / "model.weights", tmp_path / "kitti.names"
     names.write_text("\n".join(["Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc"]))
     code = ("import sys, torch; from models.darknet import Darknet; from models.weights import save_darknet_weights;"
@@ -65,3 +66,17 @@ def test_eval_img_size_is_parsed_checked_and_reaches_the_model_settings(tmp_path
             "     for_inference(sys.argv[1], cfg, sys.argv[2]).settings.size)")
     done = run("-c", code, str(weights), str(names))
     assert done.stdout.split("\n")[-2] == "(320, 96) (416, 128)"  # the cfg's [net] size when not given
+
+
+def test_class_names_with_spaces_keep_result_lines_at_16_fields(tmp_path):
+    """COCO's "traffic light": the name becomes traffic_light (as KITTI's Person_sitting), so a result line written
+    for it reads back."""
+    weights, names = tmp_path / "model.weights", tmp_path / "names.txt"
+    names.write_text("\n".join(["Car", "traffic light", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram",
+                                "fire  hydrant"]) + "\n")
+    code = ("import sys; from models.darknet import Darknet; from models.weights import save_darknet_weights;"
+            "from training.build import for_inference; cfg = 'cfg/yolov3-small-kitti.cfg';"
+            "save_darknet_weights(Darknet(cfg), sys.argv[1]);"
+            "print(for_inference(sys.argv[1], cfg, sys.argv[2]).classes)")
+    done = run("-c", code, str(weights), str(names))
+    assert "'traffic_light'" in done.stdout and "'fire_hydrant'" in done.stdout

@@ -8,8 +8,10 @@ from data.transforms import (
     augment,
     hflip,
     hsv_jitter,
+    _darknet_resize_rows,
     letterbox,
     letterbox_boxes,
+    letterbox_darknet,
     random_affine,
     unletterbox_boxes,
 )
@@ -66,16 +68,61 @@ def test_letterbox_boxes_round_trip(frame, size):
 def test_letterbox_hand_computed_and_centred():
     # 1242x375 into 416x416: scale 416/1242, content 416 x round(125.6) = 126 rows, pads 145 top / 145 bottom.
     image, lb = letterbox(np.full((375, 1242, 3), 200, np.uint8), (416, 416))
-    assert lb == Letterbox(416 / 1242, 0, 145, 1242, 375)
+    assert lb == Letterbox(416 / 1242, 416 / 1242, 0, 145, 1242, 375)
     rows = image[:, :, 0].max(axis=1)
     assert (rows[:145] == 114).all() and (rows[145:271] == 200).all() and (rows[271:] == 114).all()
     # 1224x370 into 416x128: scale min(0.3399, 0.3459) = 416/1224, content 416 x 126, pads 1 top / 1 bottom.
     image, lb = letterbox(np.full((370, 1224, 3), 200, np.uint8), (416, 128))
-    assert (lb.pad_x, lb.pad_y, lb.scale) == (0, 1, 416 / 1224)
+    assert (lb.pad_x, lb.pad_y, lb.scale_x, lb.scale_y) == (0, 1, 416 / 1224, 416 / 1224)
     assert (image[0] == 114).all() and (image[1:127] == 200).all() and (image[127] == 114).all()
     # A tall frame pads left and right instead: 100x200 into 64x64 -> 32x64 content, pads 16 / 16.
     image, lb = letterbox(np.full((200, 100, 3), 200, np.uint8), (64, 64))
     assert (lb.pad_x, lb.pad_y) == (16, 0) and (image[:, 16:48] == 200).all() and (image[:, :16] == 114).all()
+
+
+def test_darknet_resize_hand_computed():
+    """darknet's resize_image maps corner pixel centres onto each other: n = 4 -> 3 rows reads rows 0, 1.5, 3."""
+    rows = np.array([0, 10, 20, 30], np.float32).reshape(4, 1)
+    assert _darknet_resize_rows(rows, 3, vertical=False).ravel().tolist() == [0, 15, 30]
+    # upsampling 2 -> 4 reads rows 0, 1/3, 2/3, 1 (float32 weights)
+    up = _darknet_resize_rows(np.array([[0], [10]], np.float32), 4, vertical=True).ravel()
+    assert up.dtype == np.float32 and up.tolist() == pytest.approx([0, 10 / 3, 20 / 3, 10], abs=1e-5)
+
+
+def test_darknet_resize_keeps_darknets_last_row():
+    """darknet's vertical pass keeps only (1 - d) * src[i] in its last row: when r * scale rounds below n - 1 (here
+    n = 14 -> 12 rows: 11 * float32(13 / 11) = 12.999999) that row is nearly black, and so it is here."""
+    column = np.arange(1, 15, dtype=np.float32).reshape(14, 1)
+    position = np.float32(11) * (np.float32(13) / np.float32(11))
+    assert position < 13
+    last = _darknet_resize_rows(column, 12, vertical=True)[-1, 0]
+    assert last == (np.float32(1) - (position - np.float32(12))) * np.float32(13) and last < 1e-4
+    assert _darknet_resize_rows(column, 12, vertical=False)[-1, 0] == 14  # the horizontal pass copies it
+
+
+def test_letterbox_darknet_geometry_and_grey():
+    """1242x375 into 416x416 as darknet does it: content 416 x (375 * 416 // 1242 = 125) rows at offset 145, grey 0.5
+    elsewhere, float32 RGB in [0, 1] (channels not swapped); the corner pixel centres map onto each other."""
+    image = np.zeros((375, 1242, 3), np.uint8)
+    image[..., 0], image[..., 2] = 200, 10
+    boxed, lb = letterbox_darknet(image, (416, 416))
+    assert boxed.dtype == np.float32 and boxed.shape == (416, 416, 3)
+    assert (boxed[:145] == 0.5).all() and (boxed[270:] == 0.5).all()
+    assert np.allclose(boxed[145:270, :, 0], 200 / 255) and np.allclose(boxed[145:270, :, 2], 10 / 255)
+    assert (lb.orig_w, lb.orig_h, lb.scale_x, lb.scale_y) == (1242, 375, 415 / 1241, 124 / 374)
+    centres = letterbox_boxes(np.array([[0.5, 0.5, 1241.5, 374.5]]), lb)[0]
+    assert centres == pytest.approx([0.5, 145.5, 415.5, 269.5])
+    assert letterbox_darknet(image, (416, 416), pad_value=114 / 255)[0][0, 0, 0] == np.float32(114 / 255)
+
+
+@pytest.mark.parametrize("frame", KITTI_SIZES)
+def test_letterbox_darknet_round_trip_and_boxes_follow(frame):
+    w, h = frame
+    box = (300, 100, 700, 300)
+    image, lb = letterbox_darknet(block_image(w, h, box), (832, 256), pad_value=0.0)
+    assert np.abs(bright_extent(image * 255) - letterbox_boxes(np.array([box]), lb)[0]).max() <= 1.0
+    boxes = np.array([[10.25, 20.5, 400.0, 300.75]])
+    assert np.abs(unletterbox_boxes(letterbox_boxes(boxes, lb), lb) - boxes).max() < 1e-9
 
 
 def test_letterbox_boxes_follow_the_image():

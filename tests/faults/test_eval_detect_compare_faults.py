@@ -156,3 +156,44 @@ def test_user_computes_anchors_from_a_folder_without_labels(tmp_path):
     done = subprocess.run([sys.executable, "-m", "data.anchors", "--labels", str(tmp_path)], cwd=REPO,
                           capture_output=True, text=True)
     assert_one_error_line(done, "data.anchors", str(tmp_path), "no label files")
+
+
+def test_user_scores_results_that_match_no_frame_of_the_split(tmp_path, finished_run):
+    """Wrong directory or wrong ids: every frame would count as undetected and the table would be all zeros."""
+    labels = REPO / data_root(finished_run) / "training" / "label_2"
+    results = tmp_path / "res"
+    results.mkdir()
+    (results / "999999.txt").write_text("Car -1 -1 -10 1.00 2.00 30.00 40.00 -1 -1 -1 -1000 -1000 -1000 -10 0.9\n")
+    done = run_python("eval.py", "--results", str(results), "--labels", str(labels), "--json",
+                      str(tmp_path / "m.json"), check=False)
+    first = sorted(labels.glob("*.txt"))[0].name
+    assert_one_error_line(done, "eval.py", str(results), f"first expected: {results / first}", "none of the")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_every_model_free_run_says_how_many_frames_had_a_result_file(tmp_path, finished_run):
+    labels = REPO / data_root(finished_run) / "training" / "label_2"
+    results = tmp_path / "res"
+    results.mkdir()
+    frames = sorted(labels.glob("*.txt"))
+    (results / frames[0].name).write_text("")
+    done = run_python("eval.py", "--results", str(results), "--labels", str(labels), "--json",
+                      str(tmp_path / "m.json"))
+    assert f"result files: 1 of {len(frames)} frames in {results}" in done.stdout
+
+
+def test_user_gives_a_class_map_to_result_files(tmp_path, finished_run):
+    labels = REPO / data_root(finished_run) / "training" / "label_2"
+    done = run_python("eval.py", "--results", str(labels), "--labels", str(labels), "--json",
+                      str(tmp_path / "m.json"), "--class-map", "coco-kitti", check=False)
+    assert_one_error_line(done, "eval.py", "--class-map maps a model's classes")
+
+
+def test_user_maps_a_class_the_model_does_not_have(tmp_path, finished_run):
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("car: Car\nlorry: Truck\n")
+    done = run_python("detect.py", "--weights", str(finished_run / "best.pt"), "--source",
+                      str(REPO / data_root(finished_run) / "training" / "image_2"), "--out", str(tmp_path / "det"),
+                      "--class-map", str(cmap), check=False)
+    assert_one_error_line(done, "detect.py", str(cmap), "'car', 'lorry' not in the model's classes")
+    assert not (tmp_path / "det").exists()
