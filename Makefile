@@ -15,12 +15,16 @@ PY    := $(VENV)/bin/python
 DEPS  := $(VENV)/.requirements.stamp
 endif
 
-.PHONY: train test clean-venv
+.PHONY: train test ray clean-venv
 
 $(VENV)/.requirements.stamp: requirements.txt
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
+
+# Optional: Ray for `train.py --launcher ray` (requirements-ray.txt), into the same environment (CI runs it).
+ray: $(DEPS)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-ray.txt
 
 train: $(DEPS)
 	$(PY) train.py --seed $(SEED) $(ARGS)

@@ -5,6 +5,8 @@
     python train.py --seed 202003 --repeat 2               # N runs in fresh processes + comparison report
     python train.py --seeds 202003,1,2 --repeat 2          # seed variance beside run-to-run nondeterminism
     python train.py --vary init,order,aug --repeat 4       # which source of randomness moves mAP, and how much
+    python train.py --seeds 1,2,3,4 --jobs 2 --threads 1    # a grid's runs two at a time (--devices 0-7 on GPUs)
+    python train.py --seeds 1,2,3,4 --launcher ray --ray-address HOST:6379   # ... as Ray tasks on a cluster
     python train.py --config cfg/kitti.yaml --data /path/to/kitti --determinism reference
     python train.py --resume runs/exp/last.pt              # continue to the same final bits
     python train.py --weights runs/exp/last.pt --lr 0.001  # a new run from a checkpoint's weights (or darknet's)
@@ -36,6 +38,17 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--vary", default=None, metavar="SOURCES",
                      help="comma-separated subset of init,order,aug: with --repeat N, N runs per source varying only "
                           "its seed (seed+1..seed+N) and N with every seed at --seed, then variance.md")
+    grid = parser.add_argument_group("grid launcher (--repeat, --seeds, --vary; the same command again resumes it)")
+    grid.add_argument("--jobs", type=int, default=None,
+                      help="runs at once (default 1, or one per --devices GPU); on a CPU jobs x --threads must fit "
+                           "the cores")
+    grid.add_argument("--devices", default=None, metavar="LIST",
+                      help="CUDA devices, one per concurrent run (CUDA_VISIBLE_DEVICES), e.g. 0,1 or 0-7")
+    grid.add_argument("--launcher", choices=("local", "ray"), default="local",
+                      help="local processes, or Ray tasks of one GPU (or --threads CPUs) each (requirements-ray.txt)")
+    grid.add_argument("--ray-address", default=None, metavar="ADDR",
+                      help="--launcher ray: a running cluster (HOST:6379 or ray://HOST:10001); default: a local Ray "
+                           "cluster started for the grid")
     config_lib.add_arguments(parser.add_argument_group("config (each overrides the preset)"))
     return parser
 
@@ -56,7 +69,14 @@ def main(args: argparse.Namespace) -> dict:
     if args.repeat < 1:
         raise UserError(f"--repeat must be >= 1, got {args.repeat}")
     cfg = resolve_config(args)
-    if args.repeat > 1 or args.seeds or args.vary is not None:
+    grid = args.repeat > 1 or args.seeds or args.vary is not None
+    launch_flags = [flag for flag, given in (("--jobs", args.jobs is not None), ("--devices", args.devices),
+                                             ("--launcher", args.launcher != "local"),
+                                             ("--ray-address", args.ray_address)) if given]
+    if launch_flags and not grid:
+        raise UserError(f"{', '.join(launch_flags)}: for the runs of a grid (--repeat N, --seeds or --vary); one "
+                        "run spreads over GPUs with torchrun")
+    if grid:
         from experiment.grid import run_grid
         return run_grid(args, cfg)
     from experiment.reproduce import check_against_earlier

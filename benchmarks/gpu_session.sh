@@ -5,7 +5,9 @@
 #   2. benchmarks/kitti_smoke.py: the real-KITTI recipe (Darknet-53, 1248x384, cfg/kitti.yaml's lr) through
 #      burn-in and 200 steps at its peak lr: NaN or not, max loss, images/s, peak memory;
 #   3. benchmarks/loop_profile.py on the experiment's config: whole loop / step on the GPU;
-#   4. benchmarks/gpu_bench.sh: the throughput grid, with the time that is left.
+#   4. benchmarks/grid_parallel.py: a grid's runs one per GPU at once (--jobs N --devices 0-(N-1)) against one at
+#      a time: wall time, and every run's bits equal to its sequential twin;
+#   5. benchmarks/gpu_bench.sh: the throughput grid, with the time that is left.
 # Everything (logs, tables, JSON, reports, figures) is packed into one archive, $OUT/gpu-session.tgz (or
 # .cache/gpu-session.tgz without $OUT), so that a machine that returns only a few files returns all of it.
 #
@@ -27,8 +29,11 @@ SESSION_S="${SESSION_S:-560}"        # the whole script: later stages get what i
 EXPERIMENT_S="${EXPERIMENT_S:-330}"
 SMOKE_S="${SMOKE_S:-110}"
 PROFILE_S="${PROFILE_S:-50}"
-if [[ "$SMOKE" == "--smoke" ]]; then DEVICE=cpu; PROFILE=(--smoke); else
-    DEVICE=cuda; PROFILE=(--config cfg/gpu-experiment.yaml --device cuda --set epochs=4); fi
+GRID_S="${GRID_S:-60}"
+if [[ "$SMOKE" == "--smoke" ]]; then DEVICE=cpu; PROFILE=(--smoke); GRID=(--smoke); else
+    DEVICE=cuda; PROFILE=(--config cfg/gpu-experiment.yaml --device cuda --set epochs=4)
+    NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+    GRID=(--devices "0-$(( ${NGPU:-1} > 0 ? ${NGPU:-1} - 1 : 0 ))" --jobs "${NGPU:-1}" --rounds 1); fi
 
 left() { echo $(( SESSION_S - ($(date +%s) - START) )); }
 
@@ -62,6 +67,7 @@ main() {
     done
     stage kitti-smoke "$SMOKE_S" "$PY" benchmarks/kitti_smoke.py $SMOKE --device "$DEVICE" --project "$WORK/smoke"
     stage loop-profile "$PROFILE_S" "$PY" benchmarks/loop_profile.py "${PROFILE[@]}" --json "$WORK/loop-profile.json"
+    stage grid-jobs "$GRID_S" "$PY" benchmarks/grid_parallel.py "${GRID[@]}" --json "$WORK/grid-parallel.json"
     local bench; bench=$(left)
     stage throughput "$bench" env BUDGET_S="$(( bench - 10 ))" OUT="$WORK" bash benchmarks/gpu_bench.sh $SMOKE
     echo "=== done in $(( $(date +%s) - START )) s, exit $RC"

@@ -1,7 +1,9 @@
-"""Training progress on the console: a tqdm bar per epoch on a terminal, plain lines otherwise (logs, CI)."""
+"""Progress on the console, of a training (a tqdm bar per epoch) and of a grid of runs (a bar over the runs): bars on
+a terminal, plain lines otherwise (logs, CI)."""
 from __future__ import annotations
 
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -41,3 +43,44 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class GridProgress:
+    """A grid's progress: one line per finished run and an overall count with the time left, estimated from the
+    runs finished in this invocation (runs finished earlier and skipped take no time). A tqdm bar on a terminal,
+    the count in each line otherwise."""
+
+    def __init__(self, total: int, skipped: int = 0, log=print):
+        self.total, self.done, self.finished_here = total, skipped, 0
+        self.log = log
+        self.start = time.monotonic()
+        self.bar = tqdm(total=total, initial=skipped, desc="grid", unit="run", dynamic_ncols=True) if (
+            sys.stdout.isatty()) else None
+
+    def finished(self, line: str) -> None:
+        """Count one more run (finished or failed) and show ``line`` with the count and the time left."""
+        self.done += 1
+        self.finished_here += 1
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.finished_here * (self.total - self.done)
+        status = f"[{self.done}/{self.total}] {line} ({_duration(elapsed)} so far, about {_duration(left)} left)"
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"about {_duration(left)} left")
+            self.bar.update(1)
+            self.bar.write(status)
+        else:
+            self.log(status)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    """'42 s', '3 min 5 s', '2 h 4 min'."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"

@@ -195,6 +195,15 @@ def test_user_asks_for_zero_repeats_or_repeated_seeds(tmp_path):
     assert_one_error_line(train(tmp_path, "x", "--seeds", "1,1"), PROG, "distinct seeds")
 
 
+def test_user_gives_grid_launcher_flags_to_one_run_or_too_many_jobs(tmp_path):
+    assert_one_error_line(train(tmp_path, "x", "--jobs", "2"), PROG, "--jobs: for the runs of a grid")
+    assert_one_error_line(train(tmp_path, "x", "--launcher", "ray"), PROG, "--launcher: for the runs of a grid")
+    cores = len(os.sched_getaffinity(0))
+    assert_one_error_line(train(tmp_path, "x", "--seeds", "1,2", "--jobs", str(cores + 1), "--threads", "1"), PROG,
+                          f"--jobs {cores + 1} x --threads 1 = {cores + 1} threads, but this machine gives {cores}")
+    assert not (tmp_path / "x").exists()
+
+
 def test_user_sets_a_learning_rate_that_diverges(tmp_path):
     """At lr 1e10 the loss itself turns NaN; at 1e6 the loss stays finite while the weights explode, which the
     evaluation catches. Both say where a new run can start from."""

@@ -2,23 +2,12 @@
 variance decomposition (--vary) and the A/B comparison."""
 import json
 import subprocess
-from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import REPO, run_summary
 from tests.conftest import run_python as run
-
-TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Path:
-    """Two seeds x two repeats of the tiny config, each a fresh process, plus the report."""
-    tmp = tmp_path_factory.mktemp("exp")
-    run(str(REPO / "train.py"), *TINY, "--seeds", "202003,1", "--repeat", "2", "--project", str(tmp), "--name", "g")
-    return tmp / "g"
+from tests.reproduction.conftest import TINY
 
 
 def test_repeat_report_says_identical(grid):
