@@ -4,6 +4,7 @@
     python compare.py runs/a runs/b --out reports/ab --force   # compare runs whose config or environment differ
     python compare.py --audit runs/exp/last.pt           # per-parameter gradient identity over two passes
     python compare.py --baseline runs/a --candidate runs/b --intended lr   # A/B: is B better, or noise?
+    python compare.py --baseline runs/scratch --candidate runs/coco --intended weights --reach 30   # + steps to 30
 
 Runs whose config (seed aside) or environment differ are refused with the differing keys, unless --force.
 A/B mode takes two groups (run directories, or folders of them): each must be one configuration, and the groups
@@ -34,6 +35,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="A/B: the config keys the candidate changes on purpose (default: the one that differs)")
     parser.add_argument("--delta", type=float, default=None,
                         help="A/B: the difference worth detecting, in points, for the seeds needed (default 1.0)")
+    parser.add_argument("--reach", type=float, default=None, metavar="MAP50",
+                        help="A/B: also compare the optimizer steps each run took to reach this COCO mAP@0.5 (percent, "
+                             "at the runs' evaluations)")
     parser.add_argument("--audit", default=None, metavar="CKPT", help="audit one training step of a checkpoint")
     parser.add_argument("--repeats", type=int, default=2, help="--audit: passes to compare (default 2)")
     parser.add_argument("--device", default=None, help="--audit: cpu or cuda (default: the run's)")
@@ -48,8 +52,9 @@ def main(args: argparse.Namespace) -> int:
         return 0 if all(r["identical"] for r in rows) else 1
     if args.baseline or args.candidate:
         return _ab(args)
-    if args.intended is not None or args.delta is not None:
-        raise UserError("--intended and --delta belong to an A/B comparison (--baseline RUNS --candidate RUNS)")
+    if args.intended is not None or args.delta is not None or args.reach is not None:
+        raise UserError("--intended, --delta and --reach belong to an A/B comparison (--baseline RUNS --candidate "
+                        "RUNS)")
     if len(args.runs) < 2:
         raise UserError("give at least two run directories (or --audit CKPT)")
     from experiment.comparison import incompatibilities, load_run
@@ -74,7 +79,7 @@ def _ab(args: argparse.Namespace) -> int:
                         "(an A/B comparison), not both")
     from experiment.ab import run_ab
     report = run_ab(args.baseline, args.candidate, args.out, args.intended,
-                    1.0 if args.delta is None else args.delta, args.force)
+                    1.0 if args.delta is None else args.delta, args.force, args.reach)
     print(report.read_text())
     print(f"report: {report}")
     return 0

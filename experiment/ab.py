@@ -25,7 +25,14 @@ from experiment.comparison import (
     run_metrics,
 )
 from experiment.report import HEADLINE_METRICS, fmt
-from experiment.statistics import REPORT_POWER, REPORT_RESAMPLES, REPORT_SEED, compare_groups
+from experiment.statistics import (
+    REPORT_POWER,
+    REPORT_RESAMPLES,
+    REPORT_SEED,
+    compare_groups,
+    mean_difference,
+    probability_of_improvement,
+)
 from training.config import (
     OPERATIONAL_KEYS,
     TrainConfig,
@@ -137,11 +144,38 @@ def ab_metrics(run: RunRecord) -> dict[str, float | None]:
     return {**{k: flat.get(k) for k in HEADLINE_METRICS}, HEADLINE_KEY: statistics.fmean(kitti) if kitti else None}
 
 
+def steps_to_reach(run: RunRecord, threshold: float) -> int | None:
+    """The first evaluated optimizer step at which the run's COCO mAP@0.5 (percent) is >= ``threshold``; None when
+    no evaluation reaches it. Resolution: the run's evaluation interval."""
+    for record in run.evals:
+        value = (record.get("coco") or {}).get("mAP50")
+        if value is not None and value >= threshold:
+            return int(record["step"])
+    return None
+
+
+def compare_reach(baseline: list[RunRecord], candidate: list[RunRecord], paired: bool, threshold: float,
+                  seed: int = REPORT_SEED, n_resamples: int = REPORT_RESAMPLES) -> dict:
+    """Optimizer steps to COCO mAP@0.5 >= threshold, B against A: the steps of every run, and unless some run never
+    got there (``not_reached`` names them) the difference B - A with its interval and P(B gets there first)."""
+    if not (math.isfinite(threshold) and 0 < threshold <= 100):
+        raise UserError(f"--reach is a COCO mAP@0.5 in percent, in (0, 100], got {threshold}")
+    a, b = [steps_to_reach(r, threshold) for r in baseline], [steps_to_reach(r, threshold) for r in candidate]
+    result = {"threshold": float(threshold), "baseline": a, "candidate": b,
+              "not_reached": [r.name for r, v in zip(baseline + candidate, a + b, strict=True) if v is None]}
+    if result["not_reached"]:
+        return result
+    # fewer steps is better: P(B first) is the probability of improvement of the negated step counts
+    return {**result, "difference": mean_difference(a, b, paired, CONFIDENCE, n_resamples, seed),
+            "probability_candidate_first": probability_of_improvement([-v for v in a], [-v for v in b])}
+
+
 def compare_ab(baseline: list[RunRecord], candidate: list[RunRecord], intended: list[str] | None = None,
                delta: float = 1.0, force: bool = False, seed: int = REPORT_SEED,
-               n_resamples: int = REPORT_RESAMPLES) -> dict:
+               n_resamples: int = REPORT_RESAMPLES, reach: float | None = None) -> dict:
     """The A/B report (ab_report.json): check_groups, pair_runs, then compare_groups per metric of AB_METRICS
-    (``{"missing": [run names]}`` for a metric some run lacks). delta: the difference worth detecting, in points."""
+    (``{"missing": [run names]}`` for a metric some run lacks). delta: the difference worth detecting, in points.
+    reach: also compare the optimizer steps each run took to reach this COCO mAP@0.5 (compare_reach)."""
     if not (math.isfinite(delta) and delta > 0):
         raise UserError(f"--delta must be a positive number of points, got {delta}")
     names = [str(r.path.resolve()) for r in baseline + candidate]
@@ -161,6 +195,7 @@ def compare_ab(baseline: list[RunRecord], candidate: list[RunRecord], intended: 
                                                (("baseline", baseline), ("candidate", candidate))} for k in intended},
             "forced": forced, "delta": float(delta), "confidence": CONFIDENCE, "power": REPORT_POWER, "seed": seed,
             "n_resamples": n_resamples, "metrics": metrics,
+            "reach": None if reach is None else compare_reach(baseline, candidate, paired, reach, seed, n_resamples),
             "runs": {role: [_run_entry(r, m) for r, m in zip(runs, values[role], strict=True)]
                      for role, runs in (("baseline", baseline), ("candidate", candidate))}}
 
@@ -205,6 +240,8 @@ def render_markdown(result: dict) -> str:
                      f"{fmt(d['difference'], 2, sign='+')} | {fmt(d['ci_low'], 2)} to {fmt(d['ci_high'], 2)} | "
                      f"{entry['probability_of_improvement']:.2f} | {entry['seeds_needed']} | "
                      f"{_short_verdict(entry)} |")
+    if result.get("reach"):
+        lines += [""] + _reach_lines(result["reach"], level)
     lines += ["", f"{HEADLINE_KEY}: {HEADLINE_NAME}. Verdict: B better or worse when the {level} interval of the "
               f"difference excludes 0, else within the noise. Seeds needed: runs per group for a two-sided test at "
               f"the {100 - result['confidence'] * 100:g}% level to detect a {result['delta']:g}-point difference at "
@@ -229,6 +266,22 @@ def render_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _reach_lines(reach: dict, level: str) -> list[str]:
+    """The steps-to-mAP section of ab_report.md."""
+    lines = [f"Optimizer steps to COCO mAP@0.5 >= {reach['threshold']:g} (first evaluation that reaches it): A "
+             f"{', '.join(map(str, reach['baseline']))}; B {', '.join(map(str, reach['candidate']))}."]
+    if reach["not_reached"]:
+        return lines + [f"Not reached by {', '.join(reach['not_reached'])}: no difference is estimated."]
+    d = reach["difference"]
+    verdict = ("B gets there sooner" if d["ci_high"] < 0 else "B gets there later" if d["ci_low"] > 0
+               else "within the noise")
+    return lines + ["", f"| mean A | mean B | difference B - A | {level} CI | P(B first) | verdict |",
+                    "|---|---|---|---|---|---|",
+                    f"| {statistics.fmean(reach['baseline']):.1f} | {statistics.fmean(reach['candidate']):.1f} | "
+                    f"{d['difference']:+.1f} | {d['ci_low']:.1f} to {d['ci_high']:.1f} | "
+                    f"{reach['probability_candidate_first']:.2f} | {verdict} |"]
+
+
 def _pairing_text(result: dict) -> str:
     if result["paired"]:
         return ("Paired: both groups hold the same effective seeds (init, order, aug), so run i of A and run i of B "
@@ -249,11 +302,11 @@ def write_ab_report(out_dir: str | Path, result: dict) -> Path:
 
 
 def run_ab(baseline_items: list[str], candidate_items: list[str], out: str | None = None,
-           intended: str | None = None, delta: float = 1.0, force: bool = False) -> Path:
+           intended: str | None = None, delta: float = 1.0, force: bool = False, reach: float | None = None) -> Path:
     """compare.py's A/B mode: load both groups, compare them, and write the report into ``out`` (default: a folder
     ab-report beside the first candidate run), a new folder or one compare.py wrote before. Returns ab_report.md."""
     baseline, candidate = load_group(baseline_items, "baseline"), load_group(candidate_items, "candidate")
-    result = compare_ab(baseline, candidate, parse_intended(intended), delta, force)
+    result = compare_ab(baseline, candidate, parse_intended(intended), delta, force, reach=reach)
     # claimed only now, so that a refused comparison leaves no folder behind
     folder = claim_output_dir(out or candidate[0].path.parent / REPORT_DIR, TOOL,
                               inputs=[r.path for r in baseline + candidate])

@@ -35,6 +35,7 @@ class RunRecord:
     env: dict
     train: list[dict]  # one metrics record per optimizer step, in step order
     summary: dict
+    evals: tuple = ()  # the metrics records of its evaluations, in step order
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -64,7 +65,8 @@ def load_run(path: str | Path) -> RunRecord:
     records = read_metrics(path / "metrics.jsonl")
     return RunRecord(path, config, json.loads((path / "env.json").read_text()),
                      [r for r in records if r.get("type") == "train"],
-                     json.loads((path / "summary.json").read_text()))
+                     json.loads((path / "summary.json").read_text()),
+                     tuple(r for r in records if r.get("type") == "eval"))
 
 
 def incompatibilities(runs: list[RunRecord]) -> list[str]:

@@ -21,15 +21,17 @@ ENV = {"python": "3.11.7", "platform": "Linux", "torch": "2.14.1", "torchvision"
 KITTI = (60.0, 50.0, 40.0)  # AP40 moderate of Car, Pedestrian, Cyclist
 
 
-def fake_run(folder: Path, coco50: float, kitti=KITTI, env: dict | None = None, **config) -> Path:
+def fake_run(folder: Path, coco50: float, kitti=KITTI, env: dict | None = None, evals=(), **config) -> Path:
     """A finished run directory: config.yaml of TrainConfig with ``config`` changed, env.json, two train records,
-    and summary.json whose final COCO mAP@0.5 is ``coco50`` and KITTI AP40 moderate ``kitti`` (None: no GT)."""
+    the eval records ``evals`` ((step, COCO mAP@0.5) each), and summary.json whose final COCO mAP@0.5 is ``coco50``
+    and KITTI AP40 moderate ``kitti`` (None: no GT)."""
     folder.mkdir(parents=True)
     write_yaml(folder / "config.yaml", to_dict(dataclasses.replace(TrainConfig(), **config)))
     (folder / "env.json").write_text(json.dumps(env or ENV))
     (folder / "metrics.jsonl").write_text("".join(
         json.dumps({"type": "train", "step": step, "total": 10.0 / step, "loss_f32": f"{step:08x}"}) + "\n"
-        for step in (1, 2)))
+        for step in (1, 2)) + "".join(json.dumps({"type": "eval", "step": step, "coco": {"mAP50": value}}) + "\n"
+                                      for step, value in evals))
     digest = hashlib.sha256(f"{folder.name} {coco50} {sorted(config.items())}".encode()).hexdigest()
     final = {"coco": {"mAP": coco50 / 2, "mAP50": coco50, "per_class": {}},
              "kitti": {cls: {"AP40": {"easy": v, "moderate": v, "hard": v}, "AP11": {"easy": v, "moderate": v,
@@ -205,3 +207,30 @@ def test_bad_groups_and_flags_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="did not write"):
         ab.run_ab([str(tmp_path / "a")], [str(tmp_path / "b")], out=str(mine))
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_steps_to_reach_a_map_are_compared_with_an_interval(tmp_path):
+    """--reach 30: the first evaluation at COCO mAP@0.5 >= 30 of each run; B gets there sooner in every pair (by 80,
+    160 and 80 steps), so the interval lies below 0 and P(B first) is 1."""
+    curves_a = [[(80, 10.0), (160, 25.0), (240, 31.0)], [(80, 12.0), (160, 29.0), (240, 35.0)],
+                [(80, 5.0), (160, 20.0), (240, 30.0)]]
+    curves_b = [[(80, 20.0), (160, 33.0), (240, 40.0)], [(80, 30.5), (160, 35.0), (240, 41.0)],
+                [(80, 15.0), (160, 30.0), (240, 38.0)]]
+    a = [load_run(fake_run(tmp_path / "a" / f"r{i}", 40.0, seed=i, evals=c)) for i, c in enumerate(curves_a, 1)]
+    b = [load_run(fake_run(tmp_path / "b" / f"r{i}", 45.0, seed=i, lr=0.001, evals=c))
+         for i, c in enumerate(curves_b, 1)]
+    result = ab.compare_ab(a, b, reach=30)["reach"]
+    assert result["baseline"] == [240, 240, 240] and result["candidate"] == [160, 80, 160]
+    d = result["difference"]
+    assert d["difference"] == pytest.approx(-320 / 3) and d["ci_high"] < 0 and d["paired"]
+    assert result["probability_candidate_first"] == 1.0
+    md = ab.render_markdown(ab.compare_ab(a, b, reach=30))
+    assert "Optimizer steps to COCO mAP@0.5 >= 30" in md and "| -106.7 |" in md and "B gets there sooner" in md
+    never = ab.compare_ab(a, b, reach=50)["reach"]
+    assert "difference" not in never and len(never["not_reached"]) == 6
+    assert "Not reached by" in ab.render_markdown(ab.compare_ab(a, b, reach=50))
+    with pytest.raises(UserError, match="--reach is a COCO mAP@0.5 in percent"):
+        ab.compare_ab(a, b, reach=0)
+    import compare
+    with pytest.raises(UserError, match="--reach belong to an A/B comparison"):
+        compare.main(compare.get_args_parser().parse_args([str(tmp_path / "a"), str(tmp_path / "b"), "--reach", "30"]))
