@@ -29,11 +29,12 @@ SESSION_S="${SESSION_S:-560}"        # the whole script: later stages get what i
 EXPERIMENT_S="${EXPERIMENT_S:-330}"
 SMOKE_S="${SMOKE_S:-110}"
 PROFILE_S="${PROFILE_S:-50}"
-GRID_S="${GRID_S:-60}"
+GRID_S="${GRID_S:-90}"
 if [[ "$SMOKE" == "--smoke" ]]; then DEVICE=cpu; PROFILE=(--smoke); GRID=(--smoke); else
     DEVICE=cuda; PROFILE=(--config cfg/gpu-experiment.yaml --device cuda --set epochs=4)
     NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
-    GRID=(--devices "0-$(( ${NGPU:-1} > 0 ? ${NGPU:-1} - 1 : 0 ))" --jobs "${NGPU:-1}" --rounds 1); fi
+    NGPU=$(( ${NGPU:-0} > 0 ? NGPU : 1 ))  # one run per GPU at once, at least two runs in the grid
+    GRID=(--devices "0-$(( NGPU - 1 ))" --jobs "$NGPU" --rounds 1 --seeds "$(seq -s, 1 $(( NGPU > 2 ? NGPU : 2 )))"); fi
 
 left() { echo $(( SESSION_S - ($(date +%s) - START) )); }
 

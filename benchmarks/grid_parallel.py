@@ -11,8 +11,8 @@ Each variant trains the same grid (``--seeds 1,2,3,4`` by default) through ``tra
   count is part of a CPU run's reproducibility key);
 - ``--jobs N, 1 thread``: N runs at once, one thread each; its fingerprints must equal the first variant's.
 
-Variants alternate within a round (round 2 runs them in reverse order), so a slow minute of the machine does not
-fall on one of them alone. On a GPU machine pass ``--devices 0-7`` to time ``--jobs 8 --devices 0-7`` against one
+One untimed run first generates the embedded set (a user's second grid finds it cached). Variants alternate within
+a round (round 2 runs them in reverse order), so a slow minute of the machine does not fall on one of them alone. On a GPU machine pass ``--devices 0-7`` to time ``--jobs 8 --devices 0-7`` against one
 run at a time.
 """
 from __future__ import annotations
@@ -41,9 +41,9 @@ def variants(args) -> list[tuple[str, list[str], bool]]:
             (f"--jobs {args.jobs}, 1 thread", ["--jobs", str(args.jobs), "--threads", "1"], True)]
 
 
-def run_grid(args, flags: list[str], project: Path, name: str) -> tuple[float, dict]:
-    """Train the grid with ``flags``; returns (wall seconds, {run: weights_sha256})."""
-    cmd = [sys.executable, str(REPO / "train.py"), "--config", args.config, "--seeds", args.seeds, *flags,
+def run_grid(args, flags: list[str], project: Path, name: str, seeds: str | None = None) -> tuple[float, dict]:
+    """Train the grid (``seeds``, default ``--seeds``) with ``flags``; returns (wall seconds, {run: weights_sha256})."""
+    cmd = [sys.executable, str(REPO / "train.py"), "--config", args.config, "--seeds", seeds or args.seeds, *flags,
            "--project", str(project), "--name", name]
     start = time.monotonic()
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -58,8 +58,8 @@ def run_grid(args, flags: list[str], project: Path, name: str) -> tuple[float, d
 def measure(args) -> dict:
     rows = {name: {"seconds": [], "fingerprints": None, "must_match": same} for name, _, same in variants(args)}
     with tempfile.TemporaryDirectory() as tmp:
-        if not args.smoke:  # one untimed grid first: the embedded set is generated and cached, as for a second grid
-            run_grid(args, variants(args)[0][1], Path(tmp), "warm-up")
+        if not args.smoke:  # one untimed run first: the embedded set is generated and cached, as for a second grid
+            run_grid(args, variants(args)[0][1], Path(tmp), "warm-up", seeds=args.seeds.split(",")[0])
         for r in range(args.rounds):
             order = variants(args) if r % 2 == 0 else variants(args)[::-1]
             for name, flags, _ in order:
