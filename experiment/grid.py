@@ -112,8 +112,12 @@ def _same_plan(path: Path, record: dict) -> bool:
         return False
     saved = json.loads(path.read_text())
     names = [r["name"] for r in saved.get("runs", [])]
-    return (saved.get("kind") == record["kind"] and names == [r["name"] for r in record["runs"]]
-            and not any(config_differences(a["config"], b["config"]) for a, b in zip(saved["runs"], record["runs"])))
+    if saved.get("kind") != record["kind"] or names != [r["name"] for r in record["runs"]]:
+        return False
+    try:
+        return not any(config_differences(a["config"], b["config"]) for a, b in zip(saved["runs"], record["runs"]))
+    except UserError:  # a plan of another version of the repo (config keys it no longer knows): not this grid
+        return False
 
 
 def run_plan(group: Path, plan, launcher, log=print) -> list[str]:

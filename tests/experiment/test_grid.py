@@ -44,7 +44,10 @@ def test_the_same_plan_finds_its_folder_and_another_plan_gets_a_new_one(tmp_path
     assert open_group(tmp_path, "g", CFG, "repeat", other, log=lambda line: None) == tmp_path / "g2"
     assert open_group(tmp_path, "g", CFG, "repeat", other, log=lambda line: None) == tmp_path / "g2"
     (tmp_path / "g3").mkdir()  # someone else's folder: never taken
-    assert open_group(tmp_path, "g", CFG, "repeat", plan[:2], log=lambda line: None) == tmp_path / "g4"
+    (tmp_path / "g4").mkdir()  # a grid of an older version, with a config key this one does not know
+    (tmp_path / "g4" / PLAN_FILE).write_text(json.dumps({"kind": "repeat", "runs": [
+        {"name": n, "config": {**to_dict(c), "burn_in": 100}} for n, c in plan[:2]]}))
+    assert open_group(tmp_path, "g", CFG, "repeat", plan[:2], log=lambda line: None) == tmp_path / "g5"
 
 
 def test_a_runs_folder_says_whether_it_finished_resumes_or_starts_again(tmp_path):
