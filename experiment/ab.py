@@ -156,18 +156,22 @@ def steps_to_reach(run: RunRecord, threshold: float) -> int | None:
 
 def compare_reach(baseline: list[RunRecord], candidate: list[RunRecord], paired: bool, threshold: float,
                   seed: int = REPORT_SEED, n_resamples: int = REPORT_RESAMPLES) -> dict:
-    """Optimizer steps to COCO mAP@0.5 >= threshold, B against A: the steps of every run, and unless some run never
-    got there (``not_reached`` names them) the difference B - A with its interval and P(B gets there first)."""
+    """Optimizer steps to COCO mAP@0.5 >= threshold, B against A: the steps of every run (None: never got there;
+    ``not_reached`` names those runs), P(B gets there first) counting a run that never did as the slowest, and, when
+    every run got there, the difference B - A with its interval."""
     if not (math.isfinite(threshold) and 0 < threshold <= 100):
         raise UserError(f"--reach is a COCO mAP@0.5 in percent, in (0, 100], got {threshold}")
     a, b = [steps_to_reach(r, threshold) for r in baseline], [steps_to_reach(r, threshold) for r in candidate]
-    result = {"threshold": float(threshold), "baseline": a, "candidate": b,
+    # fewer steps is better: P(B first) is the probability of improvement of the negated step counts, a run that
+    # never got there ranked behind every run that did
+    never = 1 + max((v for v in a + b if v is not None), default=0)
+    first = probability_of_improvement([-(never if v is None else v) for v in a],
+                                       [-(never if v is None else v) for v in b])
+    result = {"threshold": float(threshold), "baseline": a, "candidate": b, "probability_candidate_first": first,
               "not_reached": [r.name for r, v in zip(baseline + candidate, a + b, strict=True) if v is None]}
     if result["not_reached"]:
         return result
-    # fewer steps is better: P(B first) is the probability of improvement of the negated step counts
-    return {**result, "difference": mean_difference(a, b, paired, CONFIDENCE, n_resamples, seed),
-            "probability_candidate_first": probability_of_improvement([-v for v in a], [-v for v in b])}
+    return {**result, "difference": mean_difference(a, b, paired, CONFIDENCE, n_resamples, seed)}
 
 
 def compare_ab(baseline: list[RunRecord], candidate: list[RunRecord], intended: list[str] | None = None,
@@ -268,10 +272,14 @@ def render_markdown(result: dict) -> str:
 
 def _reach_lines(reach: dict, level: str) -> list[str]:
     """The steps-to-mAP section of ab_report.md."""
+    steps = {role: ", ".join("never" if v is None else str(v) for v in reach[role]) for role in ("baseline",
+                                                                                                 "candidate")}
     lines = [f"Optimizer steps to COCO mAP@0.5 >= {reach['threshold']:g} (first evaluation that reaches it): A "
-             f"{', '.join(map(str, reach['baseline']))}; B {', '.join(map(str, reach['candidate']))}."]
+             f"{steps['baseline']}; B {steps['candidate']}."]
     if reach["not_reached"]:
-        return lines + [f"Not reached by {', '.join(reach['not_reached'])}: no difference is estimated."]
+        return lines + ["", f"Not reached by {', '.join(reach['not_reached'])}: no mean difference can be estimated. "
+                        f"P(B first) = {reach['probability_candidate_first']:.2f}, counting a run that never got "
+                        "there as the slowest."]
     d = reach["difference"]
     verdict = ("B gets there sooner" if d["ci_high"] < 0 else "B gets there later" if d["ci_low"] > 0
                else "within the noise")

@@ -227,8 +227,13 @@ def test_steps_to_reach_a_map_are_compared_with_an_interval(tmp_path):
     md = ab.render_markdown(ab.compare_ab(a, b, reach=30))
     assert "Optimizer steps to COCO mAP@0.5 >= 30" in md and "| -106.7 |" in md and "B gets there sooner" in md
     never = ab.compare_ab(a, b, reach=50)["reach"]
-    assert "difference" not in never and len(never["not_reached"]) == 6
-    assert "Not reached by" in ab.render_markdown(ab.compare_ab(a, b, reach=50))
+    assert "difference" not in never and len(never["not_reached"]) == 6 and never["probability_candidate_first"] == 0.5
+    # 35: only B's runs 1 and 2 get there (at 240 and 160); a run that never does counts as the slowest
+    some = ab.compare_ab(a, b, reach=35)["reach"]
+    assert some["baseline"] == [None, 240, None] and some["candidate"] == [240, 160, 240]
+    assert some["probability_candidate_first"] == pytest.approx((2.5 + 3 + 2.5) / 9)  # per B run: vs never, 240, never
+    md = ab.render_markdown(ab.compare_ab(a, b, reach=35))
+    assert "A never, 240, never; B 240, 160, 240." in md and "Not reached by a/r1, a/r3" in md
     with pytest.raises(UserError, match="--reach is a COCO mAP@0.5 in percent"):
         ab.compare_ab(a, b, reach=0)
     import compare
