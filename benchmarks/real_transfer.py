@@ -102,7 +102,7 @@ def _size(text: str) -> tuple[int, int]:
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=add_help,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--runs", type=Path, nargs="+", required=True, help="group folders of finished runs")
+    p.add_argument("--runs", type=Path, nargs="+", default=[], help="group folders of finished runs")
     p.add_argument("--data", type=Path, required=True, help="KITTI root with the frames and their labels")
     p.add_argument("--ids", default=None, help="comma-separated frame ids (default: every image under --data)")
     p.add_argument("--zero-shot", nargs=3, metavar=("WEIGHTS", "CFG", "NAMES"), default=None,
@@ -114,6 +114,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args) -> dict:
+    if not args.runs and not args.zero_shot:
+        raise SystemExit("nothing to score: give --runs GROUP... and/or --zero-shot WEIGHTS CFG NAMES")
     result = measure(args)
     print(render(result))
     if args.json:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import train_throughput as tt
-from tests.conftest import REPO
+from tests.conftest import REPO, shared_path
 
 
 def _args(**overrides):
@@ -122,7 +122,8 @@ def test_gpu_session_smoke_runs_every_stage_on_cpu(tmp_path):
     assert '"nan": false' in done.stdout and "loop / step =" in done.stdout
     names = subprocess.run(["tar", "-tzf", str(tmp_path / "gpu-session.tgz")], capture_output=True,
                            text=True).stdout.split()
-    for expected in ("./session.log", "./kitti-smoke.log", "./loop-profile.json", "./experiment-table.md"):
+    for expected in ("./session.log", "./kitti-smoke.log", "./loop-profile.json", "./experiment-table.md",
+                     "./grid-parallel.json"):
         assert expected in names, names
 
 
@@ -146,3 +147,32 @@ def test_stability_verdict_by_hand():
     spiking = verdict(burn_in + [5.0, 6.0, 60.0, 7.0, 6.0], 5)  # 16.8 = 2.1 x 8
     assert spiking["stable"] is False
     assert verdict(burn_in + [5.0, float("nan")], 5)["stable"] is False
+
+
+def darknet_model() -> list[str]:
+    return [str(shared_path("darknet_weights", "yolov3-tiny.weights")),
+            str(shared_path("darknet_cfg", "yolov3-tiny.cfg")), str(shared_path("darknet_weights", "coco.names"))]
+
+
+def test_darknet_preprocess_compares_the_four_inputs_on_a_real_frame(tmp_path):
+    weights, cfg, names = darknet_model()
+    done = subprocess.run([sys.executable, "benchmarks/darknet_preprocess.py", "--weights", weights, "--cfg", cfg,
+                           "--names", names, "--data", str(shared_path("kitti_sample")), "--ids", "000000",
+                           "--sizes", "832x256", "--json", str(tmp_path / "p.json")], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = json.loads((tmp_path / "p.json").read_text())["sizes"]["832x256"]
+    assert list(rows) == ["repo", "opencv-grey0.5", "darknet-grey114", "darknet"]
+    assert rows["darknet"]["max_score_change_vs_darknet"] == 0
+    assert rows["repo"]["max_score_change_vs_darknet"] > 0.01
+    # darknet prints person 0.924838, person 0.857787, bicycle 0.297468 (the map's Pedestrian and Cyclist)
+    assert rows["darknet"]["shown"] == [["Pedestrian 0.925", "Pedestrian 0.858", "Cyclist 0.298"]]
+
+
+def test_real_transfer_scores_the_zero_shot_model(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/real_transfer.py", "--data", str(shared_path("kitti_sample")),
+                           "--zero-shot", *darknet_model(), "--sizes", "832x256", "--json", str(tmp_path / "t.json")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    entry = json.loads((tmp_path / "t.json").read_text())["groups"]["zero-shot"]["832x256"]
+    assert entry["mean"]["coco_mAP50"] == pytest.approx(13.27, abs=0.01)  # benchmarks/README.md's figure
