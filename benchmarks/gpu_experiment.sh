@@ -19,10 +19,10 @@ if [[ -z "$PY" ]]; then
 fi
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 export PYTHONUNBUFFERED=1
-if [[ "${1:-}" == "--smoke" ]]; then
-    CONFIG=cfg/ci-tiny.yaml; DEVICE=cpu; NAME=gpu-experiment-smoke
+if [[ "${1:-}" == "--smoke" ]]; then  # on the CPU the two runs of a mode train at once, one thread each
+    CONFIG=cfg/ci-tiny.yaml; DEVICE=cpu; NAME=gpu-experiment-smoke; PARALLEL=(--jobs 2 --threads 1)
 else
-    CONFIG=cfg/gpu-experiment.yaml; DEVICE=cuda; NAME=gpu-experiment
+    CONFIG=cfg/gpu-experiment.yaml; DEVICE=cuda; NAME=gpu-experiment; PARALLEL=()
 fi
 PROJECT="${EXPERIMENT_DIR:-runs/$NAME-$STAMP}"
 BUDGET_S="${BUDGET_S:-345}"    # whole script; 15 s of margin under the 6 minutes
@@ -46,7 +46,7 @@ for mode in strict off reference; do
     echo "== $mode (limit ${limit}s)"
     rc=0
     timeout --signal=TERM --kill-after=5 "$limit" "$PY" train.py --config "$CONFIG" --device "$DEVICE" \
-        --determinism "$mode" --repeat 2 --project "$PROJECT" --name "$mode" || rc=$?
+        --determinism "$mode" --repeat 2 "${PARALLEL[@]}" --project "$PROJECT" --name "$mode" || rc=$?
     if (( rc == 124 || rc == 137 )); then
         echo "== $mode: stopped at its ${limit}s limit"
     elif (( rc != 0 )); then

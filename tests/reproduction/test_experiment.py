@@ -49,10 +49,10 @@ def test_audit_strict_cpu_all_identical(grid):
 
 
 def test_vary_decomposes_the_variance_and_ab_compares_the_identical_and_init_runs(tmp_path):
-    """--vary init,order,aug --repeat 2: 8 runs in fresh processes, the identical runs' report and variance.md; then
-    compare.py's A/B mode on two of its sources."""
-    run(str(REPO / "train.py"), *TINY, "--vary", "init,order,aug", "--repeat", "2", "--project", str(tmp_path),
-        "--name", "v")
+    """--vary init,order,aug --repeat 2: 8 runs in fresh processes (two at once), the identical runs' report and
+    variance.md; then compare.py's A/B mode on two of its sources."""
+    run(str(REPO / "train.py"), *TINY, "--vary", "init,order,aug", "--repeat", "2", "--jobs", "2", "--threads", "1",
+        "--project", str(tmp_path), "--name", "v")
     group = tmp_path / "v"
     sources = ("init", "order", "aug", "identical")
     assert sorted(p.name for p in group.iterdir() if p.is_dir()) == sorted(f"{s}{k}" for s in sources for k in (1, 2))
