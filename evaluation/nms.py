@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torchvision.ops import batched_nms
 
 from utils.errors import UserError
 
@@ -86,6 +85,8 @@ def _postprocess_image(image: Tensor, conf_thres: float, iou_thres: float, max_d
     shifted = boxes64 - boxes64.min() if len(boxes) else boxes64
     # NMS sees strictly decreasing rank scores, so torchvision's own tie handling never matters.
     rank = torch.arange(len(score), 0, -1, dtype=torch.float64)
+    # imported here: torchvision.ops pulls in torch._dynamo (2 s), which a CLI stopping on a user error never needs
+    from torchvision.ops import batched_nms
     keep = batched_nms(shifted, rank, cls, iou_thres)  # sorted by rank: our order
     keep = keep[:max_det]
     return Detections(boxes=boxes[keep].contiguous(), scores=score[keep].contiguous(),
