@@ -6,6 +6,8 @@ VENV      ?= .venv
 SEED      ?= 202003
 ARGS      ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers; each test module stays on one worker (its fixtures are built once). 0: one process.
+TEST_WORKERS ?= 2
 
 ifdef PYTHON
 PY    := $(PYTHON)
@@ -30,7 +32,7 @@ train: $(DEPS)
 	$(PY) train.py --seed $(SEED) $(ARGS)
 
 test: $(DEPS)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

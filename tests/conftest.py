@@ -1,8 +1,12 @@
 """Shared fixtures: the read-only ../shared folder (absent in a user's clone) and small helpers."""
+import fcntl
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -48,3 +52,20 @@ def fingerprints(run_dir: Path) -> tuple[str, str]:
     """(weights_sha256, losses_sha256) of a finished run."""
     s = run_summary(run_dir)
     return s["weights_sha256"], s["losses_sha256"]
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder ``build(folder)`` makes, built once per test session even when pytest-xdist splits the session
+    over worker processes (`make test` does): the first worker to ask builds it under a file lock, the others wait
+    for it and reuse it. Callers only read it (copy it to change it)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # each worker's base is a folder of the session's common one
+    folder, done = root / name, root / f"{name}.built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed earlier in this session
+            build(folder)
+            done.touch()
+    return folder
