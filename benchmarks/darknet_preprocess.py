@@ -31,10 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from data.kitti import IMAGE_DIR, LABEL_DIR, decode_image  # noqa: E402
-from data.transforms import letterbox, letterbox_darknet  # noqa: E402
+from data.transforms import letterbox, letterbox_darknet, parse_size  # noqa: E402
 from evaluation.metrics import evaluate_frames  # noqa: E402
 from evaluation.predict import detect_letterboxed  # noqa: E402
 from evaluation.results import read_labels  # noqa: E402
+from experiment.report import fmt  # noqa: E402
 from training import build  # noqa: E402
 from utils.boxes import np_box_overlap  # noqa: E402
 
@@ -101,19 +102,10 @@ def render(result: dict) -> str:
         for name, r in rows.items():
             kitti = r["kitti_AP40_moderate"]
             lines.append(f"| {size} | {name} | {r['coco_mAP50']:.2f} | {r['coco_mAP']:.2f} | "
-                         f"{_fmt(kitti.get('Car'))} / {_fmt(kitti.get('Pedestrian'))} | "
+                         f"{fmt(kitti.get('Car'), 2)} / {fmt(kitti.get('Pedestrian'), 2)} | "
                          f"{sum(len(s) for s in r['shown'])} | {r['max_score_change_vs_darknet']:.3f} | "
                          f"{r['only_in_darknet']} / {r['only_in_this']} |")
     return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -124,7 +116,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--names", required=True, help="its class names, one per line")
     p.add_argument("--data", type=Path, required=True, help="KITTI root with the frames and their labels")
     p.add_argument("--ids", default=None, help="comma-separated frame ids (default: every image under --data)")
-    p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")], default=[(416, 416), (832, 256)],
+    p.add_argument("--sizes", type=lambda t: [parse_size(s, "--sizes") for s in t.split(",")],
+                   default=[(416, 416), (832, 256)],
                    help="input sizes WxH, comma-separated (default: 416x416,832x256)")
     p.add_argument("--class-map", default="coco-kitti", help="class map to KITTI (evaluation/class_map.py)")
     p.add_argument("--json", type=Path, default=None, help="write the measurements here")

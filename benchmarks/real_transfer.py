@@ -25,8 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from data.kitti import KittiDataset  # noqa: E402
+from data.transforms import parse_size  # noqa: E402
 from evaluation.metrics import evaluate_frames  # noqa: E402
 from evaluation.predict import predict  # noqa: E402
+from experiment.report import fmt  # noqa: E402
 from training import build  # noqa: E402
 
 KITTI_SCORED = ("Car", "Pedestrian", "Cyclist")
@@ -83,20 +85,11 @@ def render(result: dict) -> str:
     for group, sizes in result["groups"].items():
         for size, entry in sizes.items():
             mean, runs = entry["mean"], entry["runs"]
-            per_run = ", ".join(_fmt(m["coco_mAP50"]) for m in runs.values())
-            lines.append(f"| {size} | {group} | {len(runs)} | {_fmt(mean['coco_mAP50'])} ({per_run}) | "
-                         f"{_fmt(mean['coco_mAP'])} | {_fmt(mean.get('kitti_Car_AP40_moderate'))} / "
-                         f"{_fmt(mean.get('kitti_Pedestrian_AP40_moderate'))} |")
+            per_run = ", ".join(fmt(m["coco_mAP50"], 2) for m in runs.values())
+            lines.append(f"| {size} | {group} | {len(runs)} | {fmt(mean['coco_mAP50'], 2)} ({per_run}) | "
+                         f"{fmt(mean['coco_mAP'], 2)} | {fmt(mean.get('kitti_Car_AP40_moderate'), 2)} / "
+                         f"{fmt(mean.get('kitti_Pedestrian_AP40_moderate'), 2)} |")
     return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -107,7 +100,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--ids", default=None, help="comma-separated frame ids (default: every image under --data)")
     p.add_argument("--zero-shot", nargs=3, metavar=("WEIGHTS", "CFG", "NAMES"), default=None,
                    help="a darknet COCO model scored beside the runs through the coco-kitti class map")
-    p.add_argument("--sizes", type=lambda t: [_size(s) for s in t.split(",")], default=[(416, 128)],
+    p.add_argument("--sizes", type=lambda t: [parse_size(s, "--sizes") for s in t.split(",")], default=[(416, 128)],
                    help="input sizes WxH, comma-separated (default: 416x128, the preset's training size)")
     p.add_argument("--json", type=Path, default=None, help="write the measurements here")
     return p
