@@ -33,6 +33,27 @@ from utils.errors import UserError
 COCO_TO_KITTI = {"car": "Car", "truck": "Truck", "person": "Pedestrian", "bicycle": "Cyclist", "train": "Tram"}
 BUILTIN = {"coco-kitti": COCO_TO_KITTI}
 
+# Starting a KITTI head from a COCO model's (training/build.py, --head-init coco-kitti): each KITTI class's rows come
+# from the COCO class of the same kind, by its index in darknet's coco.names. Misc has no counterpart (from --seed).
+COCO_INDEX = {"person": 0, "bicycle": 1, "car": 2, "train": 6, "truck": 7}
+KITTI_FROM_COCO = {"Car": "car", "Van": "car", "Truck": "truck", "Pedestrian": "person", "Person_sitting": "person",
+                   "Cyclist": "bicycle", "Tram": "train"}
+COCO_NUM_CLASSES = 80
+
+
+def head_sources(spec: str, classes, source_classes: int) -> tuple[int | None, ...]:
+    """For each of ``classes`` (KITTI names), the index of the class of a ``source_classes``-class model whose head
+    rows it starts from, or None (initialised from the seed). ``spec``: ``coco-kitti`` (darknet's 80 COCO classes).
+
+    Raises UserError when the source model does not have COCO's 80 classes.
+    """
+    if spec != "coco-kitti":
+        raise UserError(f"head init {spec!r}: the built-in one is coco-kitti")
+    if source_classes != COCO_NUM_CLASSES:
+        raise UserError(f"--head-init coco-kitti needs --weights of an 80-class COCO model, the file has "
+                        f"{source_classes} classes")
+    return tuple(COCO_INDEX[KITTI_FROM_COCO[c]] if c in KITTI_FROM_COCO else None for c in classes)
+
 
 @dataclass(frozen=True)
 class ClassMap:

@@ -49,11 +49,11 @@ def init_darknet_(model: nn.Module) -> None:
                     module.bias.zero_()
 
 
-def load_model_state(model: Darknet, state: dict, source: str) -> str:
+def load_model_state(model: Darknet, state: dict, source: str, heads_left: str = "left at init") -> str:
     """Copy a state_dict of this repo into ``model``; the detection-head convolutions may differ in shape (another
     class count) and then stay as initialised. Any other mismatch is an error naming the keys.
 
-    Returns a one-line description of what was loaded, for the log.
+    Returns a one-line description of what was loaded, for the log (``heads_left``: what becomes of such heads).
     """
     own = model.state_dict()
     heads = tuple(f"module_list.{i}." for i in model.head_conv_layers)
@@ -70,7 +70,28 @@ def load_model_state(model: Darknet, state: dict, source: str) -> str:
                 own[key].copy_(value)
     kept = sorted({k.split(".")[1] for k in reshaped}, key=int)
     return (f"loaded {len(own) - len(reshaped)} of {len(own)} tensors from {source}"
-            + (f"; head layers {', '.join(kept)} (another class count) left at init" if kept else ""))
+            + (f"; head layers {', '.join(kept)} (another class count) {heads_left}" if kept else ""))
+
+
+def copy_head_rows(model: Darknet, source: Darknet, class_sources: tuple[int | None, ...]) -> None:
+    """Start ``model``'s detection heads from ``source``'s (the same cfg with another class count), in place.
+
+    A head convolution's output rows are per anchor ``tx, ty, tw, th, objectness, C class logits``: the five box and
+    objectness rows are copied as they are, class row c from ``source``'s row ``class_sources[c]``; a None keeps
+    the row as initialised. Weights ``(A*(5+C), in, k, k)`` and biases ``(A*(5+C),)`` alike.
+    """
+    if len(class_sources) != model.num_classes:
+        raise ValueError(f"{len(class_sources)} class sources for {model.num_classes} classes")
+    with torch.no_grad():
+        for index, head in zip(model.head_conv_layers, model.heads):
+            own, src = model.module_list[index].conv, source.module_list[index].conv
+            for anchor in range(len(head.anchors)):
+                to, frm = anchor * (5 + model.num_classes), anchor * (5 + source.num_classes)
+                rows = [(to + r, frm + r) for r in range(5)]
+                rows += [(to + 5 + c, frm + 5 + s) for c, s in enumerate(class_sources) if s is not None]
+                for param, from_param in ((own.weight, src.weight), (own.bias, src.bias)):
+                    for t, f in rows:
+                        param[t].copy_(from_param[f])
 
 
 def to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -14,9 +14,9 @@ import torch
 
 from data.kitti import KittiDataset
 from data.loader import build_train_loader
-from evaluation.class_map import describe, load_class_map
+from evaluation.class_map import KITTI_FROM_COCO, describe, head_sources, load_class_map
 from evaluation.predict import PredictSettings
-from models.build import build_model, load_model_state
+from models.build import build_model, copy_head_rows, load_model_state
 from models.cfg import parse_cfg
 from models.darknet import Darknet
 from models.layers import ConvBNAct
@@ -84,10 +84,16 @@ def initial_weights(net: Darknet, cfg: TrainConfig) -> str:
     state). Returns what was loaded, for the log."""
     path = cfg.weights
     if path.endswith(".pt"):
+        if cfg.head_init != "none":
+            raise UserError(f"--head-init {cfg.head_init}: {path} is a checkpoint of this repo; head rows are mapped "
+                            "only from a darknet .weights model of another class list (e.g. COCO's 80)")
         return load_model_state(net, checkpoint.load(path)["model"], path)
     fit = FileFit(cfg.weights_cutoff, net.num_classes) if cfg.weights_cutoff else fit_file(net, path)
     if fit.num_classes != net.num_classes:
-        return _other_classes(net, path, fit.num_classes)
+        return _other_classes(net, path, fit.num_classes, cfg)
+    if cfg.head_init != "none":
+        raise UserError(f"--head-init {cfg.head_init}: {path} has the model's own {net.num_classes} classes; "
+                        "head rows are mapped only from a whole model of another class list (e.g. COCO's 80)")
     load_darknet_weights(net, path, fit.cutoff)
     convs = sum(isinstance(layer, ConvBNAct) for layer in list(net.module_list)[:fit.cutoff])
     rest = len(net.module_list) - fit.cutoff
@@ -96,13 +102,23 @@ def initial_weights(net: Darknet, cfg: TrainConfig) -> str:
                else ""))
 
 
-def _other_classes(net: Darknet, path: str, num_classes: int) -> str:
+def _other_classes(net: Darknet, path: str, num_classes: int, cfg: TrainConfig) -> str:
     """A whole darknet model of ``net``'s cfg trained on ``num_classes`` classes (e.g. COCO's 80): every layer but
-    the convolutions feeding a [yolo] block is copied into ``net``; those stay as initialised from --seed."""
+    the convolutions feeding a [yolo] block is copied into ``net``; those stay as initialised from --seed, or with
+    --head-init start from the file's rows of the corresponding classes (box and objectness rows as they are)."""
     with torch.random.fork_rng(devices=[]):  # the file's model is a vessel: its own init must not draw from --seed
         source = Darknet(net.cfg_path, num_classes=num_classes)
     load_darknet_weights(source, path)
-    return load_model_state(net, source.state_dict(), f"{path} ({num_classes} classes)")
+    if cfg.head_init == "none":
+        return load_model_state(net, source.state_dict(), f"{path} ({num_classes} classes)")
+    sources = head_sources(cfg.head_init, cfg.classes, num_classes)
+    mapped = ", ".join(f"{c} <- {KITTI_FROM_COCO[c]}" for c, s in zip(cfg.classes, sources) if s is not None)
+    unmapped = [c for c, s in zip(cfg.classes, sources) if s is None]
+    note = (f"started from the file's: box and objectness rows as they are, class rows {cfg.head_init} ({mapped})"
+            + (f", {', '.join(unmapped)} from --seed" if unmapped else ""))
+    loaded = load_model_state(net, source.state_dict(), f"{path} ({num_classes} classes)", heads_left=note)
+    copy_head_rows(net, source, sources)
+    return loaded
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,12 @@ class TrainConfig:
     weights_cutoff: int = _f(0, "darknet .weights: the file holds layers [0, N) (0: found from the file's size)")
     weights_file_sha256: str = _f("", "sha256 of the --weights file, recorded when the config is resolved",
                                   derived=True)
+    head_init: str = _f("none", "with --weights of a whole model of another class list: coco-kitti starts each KITTI "
+                                "class's detection-head rows from darknet's COCO class of the same kind (Car, Van "
+                                "<- car; Truck <- truck; Pedestrian, Person_sitting <- person; Cyclist <- bicycle; "
+                                "Tram <- train; Misc from --seed) and the box and objectness rows from the file, so "
+                                "fine-tuning starts where the COCO model stands; none: the heads from --seed",
+                        choices=("none", "coco-kitti"))
     init: str = _f("darknet", "initialisation of the layers --weights does not cover: darknet (He-normal "
                               "sqrt(2/fan_in), zero biases) or pytorch (PyTorch's defaults)",
                    choices=("darknet", "pytorch"))
@@ -241,6 +247,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise UserError(f"{name} must be -1 (use --seed) or in [0, 2**63), got {getattr(cfg, name)}")
     if not 0 <= cfg.seed < 2**63:
         raise UserError(f"seed must be in [0, 2**63), got {cfg.seed}")
+    if cfg.head_init != "none" and not cfg.weights:
+        raise UserError(f"head_init {cfg.head_init} maps the head rows of --weights: give --weights (e.g. darknet's "
+                        "COCO yolov3-tiny.weights), or drop --head-init")
     augment_config(cfg)
     cfg = resolve_amp(cfg)
     unknown = [c for c in cfg.classes if c not in KITTI_CLASSES]
