@@ -6,7 +6,7 @@ real KITTI val frames, with the COCO model's zero-shot score beside them.
 
 Each GROUP is a grid folder of ``train.py --config cfg/kitti-mini.yaml --seeds 1,2,...`` (one run folder per seed).
 The first group is the base: every other row names the config keys in which its runs differ from the base's.
-Per row, the mean over its seeds and each seed's value: KITTI AP|R40 Car Easy/Moderate/Hard (IoU 0.7), Pedestrian
+Per row, the mean over its runs and each run's value: KITTI AP|R40 Car Easy/Moderate/Hard (IoU 0.7), Pedestrian
 and Cyclist Moderate (0.5), COCO mAP@0.5 over the classes the frames hold, Car AP40 Moderate at each evaluation
 (by epoch) and the training seconds of a run. ``--zero-shot NAME=METRICS`` adds a row from an ``eval.py --json``
 file (no seeds: a fixed model).
@@ -63,13 +63,13 @@ def car_curve(run: RunRecord) -> dict[int, float | None]:
 
 
 def row(name: str, runs: list[RunRecord], base: list[RunRecord]) -> dict:
-    per_seed = {run.seed: run_metrics(run) for run in runs}
-    mean = {c: statistics.fmean(m[c] for m in per_seed.values() if m.get(c) is not None)
-            if any(m.get(c) is not None for m in per_seed.values()) else None for c in COLUMNS}
+    per_run = {run.name: run_metrics(run) for run in runs}
+    mean = {c: statistics.fmean(m[c] for m in per_run.values() if m.get(c) is not None)
+            if any(m.get(c) is not None for m in per_run.values()) else None for c in COLUMNS}
     curves = [car_curve(run) for run in runs]
     epochs = sorted({e for c in curves for e in c})
-    return {"name": name, "choices": choices(runs, base), "seeds": sorted(per_seed), "mean": mean,
-            "per_seed": per_seed,
+    return {"name": name, "choices": choices(runs, base), "seeds": [run.seed for run in runs], "mean": mean,
+            "per_run": per_run,
             "car_curve": {e: statistics.fmean(c[e] for c in curves if c.get(e) is not None) for e in epochs},
             "seconds": statistics.fmean(run.summary.get("train_seconds", 0.0) for run in runs)}
 
@@ -85,16 +85,16 @@ def zero_shot_row(spec: str) -> dict:
         for level, value in (kitti.get(cls) or {}).get("AP40", {}).items():
             flat[f"kitti_{cls}_AP40_{level}"] = value
     return {"name": f"zero-shot {name}", "choices": "COCO model, --class-map coco-kitti", "seeds": [],
-            "mean": {c: flat.get(c) for c in COLUMNS}, "per_seed": {}, "car_curve": {}, "seconds": None}
+            "mean": {c: flat.get(c) for c in COLUMNS}, "per_run": {}, "car_curve": {}, "seconds": None}
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| row | choice | seeds | Car AP40 E / M / H | Ped. M | Cyc. M | COCO mAP@0.5 | Car M per seed | "
+    lines = ["| row | choice | runs | Car AP40 E / M / H | Ped. M | Cyc. M | COCO mAP@0.5 | Car M per run | "
              "Car M by epoch | s/run |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["mean"]
         car = " / ".join(fmt(m[c], 2) for c in COLUMNS[:3])
-        seeds = ", ".join(fmt(v.get("kitti_Car_AP40_moderate"), 2) for v in r["per_seed"].values()) or "-"
+        seeds = ", ".join(fmt(v.get("kitti_Car_AP40_moderate"), 2) for v in r["per_run"].values()) or "-"
         curve = ", ".join(f"{e}: {fmt(v, 1)}" for e, v in r["car_curve"].items()) or "-"
         lines.append(f"| {r['name']} | {r['choices']} | {len(r['seeds']) or '-'} | {car} | "
                      f"{fmt(m[COLUMNS[3]], 2)} | {fmt(m[COLUMNS[4]], 2)} | {fmt(m[COLUMNS[5]], 2)} | {seeds} | "
