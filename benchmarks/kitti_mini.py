@@ -8,7 +8,8 @@ Each GROUP is a grid folder of ``train.py --config cfg/kitti-mini.yaml --seeds 1
 The first group is the base: every other row names the config keys in which its runs differ from the base's.
 Per row, the mean over its runs and each run's value: KITTI AP|R40 Car Easy/Moderate/Hard (IoU 0.7), Pedestrian
 and Cyclist Moderate (0.5), COCO mAP@0.5 over the classes the frames hold, Car AP40 Moderate at each evaluation
-(by epoch) and the training seconds of a run. ``--zero-shot NAME=METRICS`` adds a row from an ``eval.py --json``
+(by epoch) and the training seconds of a run; for Car AP40 Moderate also the 95% bootstrap interval of the mean
+over the runs (experiment/statistics.py, as compare.py computes it). ``--zero-shot NAME=METRICS`` adds a row from an ``eval.py --json``
 file (no seeds: a fixed model).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from experiment.comparison import RunRecord, load_run, run_metrics  # noqa: E402
 from experiment.report import fmt  # noqa: E402
+from experiment.statistics import REPORT_RESAMPLES, REPORT_SEED, bootstrap_ci  # noqa: E402
 from training.config import OPERATIONAL_KEYS  # noqa: E402
 
 COLUMNS = ("kitti_Car_AP40_easy", "kitti_Car_AP40_moderate", "kitti_Car_AP40_hard", "kitti_Pedestrian_AP40_moderate",
@@ -68,8 +70,10 @@ def row(name: str, runs: list[RunRecord], base: list[RunRecord]) -> dict:
             if any(m.get(c) is not None for m in per_run.values()) else None for c in COLUMNS}
     curves = [car_curve(run) for run in runs]
     epochs = sorted({e for c in curves for e in c})
+    car = [m["kitti_Car_AP40_moderate"] for m in per_run.values() if m.get("kitti_Car_AP40_moderate") is not None]
+    ci = bootstrap_ci(car, seed=REPORT_SEED, n_resamples=REPORT_RESAMPLES) if car else (None, None)
     return {"name": name, "choices": choices(runs, base), "seeds": [run.seed for run in runs], "mean": mean,
-            "per_run": per_run,
+            "car_moderate_ci95": ci, "per_run": per_run,
             "car_curve": {e: statistics.fmean(c[e] for c in curves if c.get(e) is not None) for e in epochs},
             "seconds": statistics.fmean(run.summary.get("train_seconds", 0.0) for run in runs)}
 
@@ -85,18 +89,20 @@ def zero_shot_row(spec: str) -> dict:
         for level, value in (kitti.get(cls) or {}).get("AP40", {}).items():
             flat[f"kitti_{cls}_AP40_{level}"] = value
     return {"name": f"zero-shot {name}", "choices": "COCO model, --class-map coco-kitti", "seeds": [],
-            "mean": {c: flat.get(c) for c in COLUMNS}, "per_run": {}, "car_curve": {}, "seconds": None}
+            "mean": {c: flat.get(c) for c in COLUMNS}, "car_moderate_ci95": (None, None), "per_run": {}, "car_curve": {}, "seconds": None}
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| row | choice | runs | Car AP40 E / M / H | Ped. M | Cyc. M | COCO mAP@0.5 | Car M per run | "
-             "Car M by epoch | s/run |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | choice | runs | Car AP40 E / M / H | Car M 95% CI | Ped. M | Cyc. M | COCO mAP@0.5 | "
+             "Car M per run | Car M by epoch | s/run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["mean"]
         car = " / ".join(fmt(m[c], 2) for c in COLUMNS[:3])
         seeds = ", ".join(fmt(v.get("kitti_Car_AP40_moderate"), 2) for v in r["per_run"].values()) or "-"
         curve = ", ".join(f"{e}: {fmt(v, 1)}" for e, v in r["car_curve"].items()) or "-"
-        lines.append(f"| {r['name']} | {r['choices']} | {len(r['seeds']) or '-'} | {car} | "
+        low, high = r["car_moderate_ci95"]
+        interval = f"{fmt(low, 2)} to {fmt(high, 2)}" if low is not None else "-"
+        lines.append(f"| {r['name']} | {r['choices']} | {len(r['seeds']) or '-'} | {car} | {interval} | "
                      f"{fmt(m[COLUMNS[3]], 2)} | {fmt(m[COLUMNS[4]], 2)} | {fmt(m[COLUMNS[5]], 2)} | {seeds} | "
                      f"{curve} | {fmt(r['seconds'], 0)} |")
     return "\n".join(lines)
