@@ -67,12 +67,12 @@ def missing_packages(fmt: str) -> list[str]:
 
 
 def main(args) -> None:
+    paths = output_paths(args.format, args.out)
+    check_outputs(paths, args.weights)
     missing = missing_packages(args.format)
     if missing:
         raise UserError(f"--format {args.format} needs {', '.join(missing)}, not installed: "
                         "pip install -r requirements-export.txt")
-    paths = output_paths(args.format, args.out)
-    check_outputs(paths, args.weights)
     from models import export
     from training import build
     net, cfg, _, _ = build.from_checkpoint(args.weights, device="cpu", channels_last=False)

@@ -106,9 +106,16 @@ def repo_outputs(net: Darknet, blob: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return torch.cat([r.flatten() for r in raw]).numpy(), decoded[None], clamped.numpy()
 
 
+def raw_difference(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Largest difference of raw head outputs, each counted in its own size when beyond 1 (a one-epoch head's
+    logits reach 36, where fp32 steps are 4e-6)."""
+    return float((np.abs(ours - theirs) / np.maximum(1, np.abs(ours))).max())
+
+
 def test_darknet_export_runs_in_opencv_as_the_repo_model_does(trained, darknet_files, images, tmp_path):
     """On the six frames: the head outputs within 1e-4, and the decoded boxes and scores within 1e-4 (boxes in input
-    sizes) wherever the decode's exp clamp, which darknet lacks, is not at work."""
+    sizes) wherever the decode's exp clamp, which darknet lacks, is not at work. Measured (torch 2.14.1, OpenCV
+    4.14.0, CPU): 2.5e-5 and 2.3e-5."""
     net, size, classes = repo_model(trained)
     assert (darknet_files / "kitti.names").read_text().splitlines() == list(classes)
     opencv = opencv_net(net, darknet_files / "kitti.cfg", darknet_files / "kitti.weights", tmp_path)
@@ -116,7 +123,7 @@ def test_darknet_export_runs_in_opencv_as_the_repo_model_does(trained, darknet_f
         blob = cv2.dnn.blobFromImage(image, 1 / 255.0, size, swapRB=True, crop=False)
         raw, decoded, clamped = repo_outputs(net, blob)
         their_raw, their_decoded = opencv(blob)
-        assert np.abs(raw - their_raw).max() < TOLERANCE, frame
+        assert raw_difference(raw, their_raw) < TOLERANCE, frame
         assert clamped.mean() < 0.05, frame  # a one-epoch head: a few huge boxes
         assert largest_difference(decoded[:, ~clamped], their_decoded[:, ~clamped], size) < TOLERANCE, frame
 
@@ -149,15 +156,17 @@ def test_small_bn_variances_still_match_opencv(trained, images, tmp_path):
     save_darknet_weights(darknet_bn(net), tmp_path / "m.weights")
     save_darknet_weights(net, tmp_path / "unshifted.weights")
     shifted = opencv_net(net, tmp_path / "m.cfg", tmp_path / "m.weights", tmp_path)(blob)[0]
-    assert np.abs(raw - shifted).max() < TOLERANCE
+    assert raw_difference(raw, shifted) < TOLERANCE
     unshifted = opencv_net(net, tmp_path / "m.cfg", tmp_path / "unshifted.weights", tmp_path)(blob)[0]
-    assert np.abs(raw - unshifted).max() > 10 * TOLERANCE
+    assert raw_difference(raw, unshifted) > 10 * TOLERANCE
 
 
 @pytest.fixture(scope="module")
-def onnx_file(trained, tmp_path_factory) -> Path:
+def onnx_file(request, tmp_path_factory) -> Path:
+    """``export.py --format onnx`` of the trained checkpoint (skipped before training without onnxruntime)."""
     pytest.importorskip("onnxruntime", reason="requirements-export.txt is not installed")
     path = tmp_path_factory.mktemp("onnx") / "best.onnx"
+    trained = request.getfixturevalue("trained")
     done = run_python("export.py", "--weights", str(trained), "--format", "onnx", "--out", str(path))
     assert "onnxruntime vs PyTorch on 3 random inputs: largest difference" in done.stdout
     return path
@@ -232,8 +241,8 @@ def test_user_exports_a_missing_file_or_one_that_is_not_a_checkpoint(tmp_path, c
 
 def test_user_exports_onnx_without_requirements_export(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: importing it raises ImportError
-    with pytest.raises(UserError, match=r"--format onnx needs onnxruntime, not installed: pip install -r "
-                                        r"requirements-export.txt"):
+    with pytest.raises(UserError, match=r"--format onnx needs (.+, )?onnxruntime(, .+)?, not installed: pip install -r "
+                                        r"requirements-export\.txt$"):
         export_main("--weights", "best.pt", "--format", "onnx", "--out", str(tmp_path / "m.onnx"))
 
 
@@ -244,8 +253,6 @@ def test_user_asks_for_an_unknown_format(capsys):
 
 
 def test_a_model_torch_cannot_export_is_one_error_naming_the_checkpoint(monkeypatch):
-    pytest.importorskip("onnxscript", reason="requirements-export.txt is not installed")
-
     def fails(*args, **kwargs):
         raise RuntimeError("Unsupported: an operator without an ONNX translation\nmore detail")
     monkeypatch.setattr(torch.onnx, "export", fails)
