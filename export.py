@@ -89,15 +89,10 @@ def main(args) -> None:
 
 def write_onnx(net, size: tuple[int, int], classes, path: Path, weights: str) -> None:
     """Export, check onnxruntime against PyTorch on random inputs (the difference is printed), write."""
-    import torch
-
     from models import export
     from utils.io import write_bytes
     model = export.onnx_bytes(net, size, classes, weights)
-    images = torch.rand(3, net.in_channels, size[1], size[0], generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = export.Decoded(net)(images).numpy()
-    difference = export.largest_difference(export.onnxruntime_outputs(model, images.numpy()), expected, size)
+    difference = export.onnxruntime_difference(net, model, size, weights)
     print(f"onnxruntime vs PyTorch on 3 random inputs: largest difference {difference:.2g} (boxes in input sizes)")
     write_bytes(path, model)
 

@@ -35,6 +35,7 @@ from utils.io import write_text
 
 DARKNET_BN_EPS = 1e-6  # OpenCV's darknet importer: sqrt(var + 1e-6)
 ONNX_INPUT, ONNX_OUTPUT = "images", "detections"
+ONNX_CHECK_TOLERANCE = 1e-3  # onnxruntime vs PyTorch on random inputs, beyond which nothing is written (measured 1e-5)
 
 
 def _number(value: float) -> str:
@@ -155,3 +156,27 @@ def onnxruntime_outputs(onnx_model: bytes, images: np.ndarray) -> np.ndarray:
     import onnxruntime
     session = onnxruntime.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
     return session.run([ONNX_OUTPUT], {ONNX_INPUT: images})[0]
+
+
+def onnxruntime_difference(model: Darknet, onnx_model: bytes, size: tuple[int, int], source: str) -> float:
+    """The largest difference (``largest_difference``) between onnxruntime running ``onnx_model`` and PyTorch
+    running ``Decoded(model)``, on three random images of a fixed generator.
+
+    Raises UserError naming ``source`` when onnxruntime cannot run the file or differs by more than
+    ONNX_CHECK_TOLERANCE: such a file is not worth writing.
+    """
+    images = torch.rand(3, model.in_channels, size[1], size[0], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = Decoded(model.eval())(images).numpy()
+    try:
+        got = onnxruntime_outputs(onnx_model, images.numpy())
+    except Exception as exc:  # onnxruntime's own exception types (invalid graph, missing kernel, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UserError(f"{source}: onnxruntime cannot run the exported model ({type(exc).__name__}: {first}); "
+                        "export it with --format darknet instead") from None
+    difference = largest_difference(got, expected, size)
+    if not difference <= ONNX_CHECK_TOLERANCE:
+        raise UserError(f"{source}: onnxruntime's outputs differ from PyTorch's by {difference:.2g} (more than "
+                        f"{ONNX_CHECK_TOLERANCE:g}) on random inputs; export it with --format darknet instead")
+    return difference
+

@@ -261,3 +261,20 @@ def test_a_model_torch_cannot_export_is_one_error_naming_the_checkpoint(monkeypa
                                         r"Unsupported: an operator without an ONNX translation\); export it with "
                                         r"--format darknet instead$"):
         onnx_bytes(net, (416, 128), ["Car"] * 8, "runs/x/best.pt")
+
+
+def test_an_onnx_file_onnxruntime_cannot_run_or_that_computes_another_model_is_refused(trained, onnx_file):
+    """export.py writes the .onnx only after onnxruntime ran it and agreed with PyTorch on random inputs."""
+    from models.export import onnxruntime_difference
+    net, size, classes = repo_model(trained)
+    assert onnxruntime_difference(net, onnx_file.read_bytes(), size, "best.pt") < TOLERANCE
+    with pytest.raises(UserError, match=r"^best.pt: onnxruntime cannot run the exported model \(.+\); export it "
+                                        r"with --format darknet instead$"):
+        onnxruntime_difference(net, b"not an onnx model", size, "best.pt")
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        other = Darknet(REPO / "cfg" / "yolov3-small-kitti.cfg", len(classes), input_size=size)
+    with pytest.raises(UserError, match=r"^best.pt: onnxruntime's outputs differ from PyTorch's by .+ \(more than "
+                                        r"0.001\) on random inputs"):
+        onnxruntime_difference(other, onnx_file.read_bytes(), size, "best.pt")
+
