@@ -70,7 +70,7 @@ def darknet_cfg(model: Darknet, size: tuple[int, int], source: str) -> str:
 
 
 def darknet_bn(model: Darknet) -> Darknet:
-    """A copy of ``model`` whose running variances carry the eps difference (module docstring): darknet's
+    """A copy of ``model`` whose running variances carry the eps difference (module docstring): OpenCV's
     ``(x - mean) / sqrt(var' + 1e-6)`` is then PyTorch's ``(x - mean) / sqrt(var + eps)``."""
     shifted = copy.deepcopy(model)
     with torch.no_grad():
@@ -95,6 +95,12 @@ def write_darknet(model: Darknet, size: tuple[int, int], classes, paths: dict[st
         for path in done:
             path.unlink(missing_ok=True)
         raise
+
+
+def _first_line(exc: Exception) -> str:
+    """``Type: first line of the message``: the exporters' messages run to pages."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 class Decoded(nn.Module):
@@ -131,9 +137,8 @@ def onnx_bytes(model: Darknet, size: tuple[int, int], classes, source: str) -> b
                                     output_names=[ONNX_OUTPUT], dynamic_shapes=({0: torch.export.Dim("batch")},),
                                     external_data=False, verbose=False)
     except Exception as exc:  # the exporter raises many types; none is the user's to debug from a traceback
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"{source}: torch.onnx.export cannot express this model ({type(exc).__name__}: {first}); "
-                        "export it with --format darknet instead") from None
+        raise UserError(f"{source}: torch.onnx.export cannot express this model ({_first_line(exc)}); export it "
+                        "with --format darknet instead") from None
     proto = program.model_proto
     for key, value in onnx_metadata(size, classes).items():
         entry = proto.metadata_props.add()
@@ -171,9 +176,8 @@ def onnxruntime_difference(model: Darknet, onnx_model: bytes, size: tuple[int, i
     try:
         got = onnxruntime_outputs(onnx_model, images.numpy())
     except Exception as exc:  # onnxruntime's own exception types (invalid graph, missing kernel, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"{source}: onnxruntime cannot run the exported model ({type(exc).__name__}: {first}); "
-                        "export it with --format darknet instead") from None
+        raise UserError(f"{source}: onnxruntime cannot run the exported model ({_first_line(exc)}); export it "
+                        "with --format darknet instead") from None
     difference = largest_difference(got, expected, size)
     if not difference <= ONNX_CHECK_TOLERANCE:
         raise UserError(f"{source}: onnxruntime's outputs differ from PyTorch's by {difference:.2g} (more than "
