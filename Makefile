@@ -17,7 +17,7 @@ PY    := $(VENV)/bin/python
 DEPS  := $(VENV)/.requirements.stamp
 endif
 
-.PHONY: train test ray clean-venv
+.PHONY: train test ray export clean-venv
 
 $(VENV)/.requirements.stamp: requirements.txt
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -27,6 +27,10 @@ $(VENV)/.requirements.stamp: requirements.txt
 # Optional: Ray for `train.py --launcher ray` (requirements-ray.txt), into the same environment (CI runs it).
 ray: $(DEPS)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-ray.txt
+
+# Optional: onnx, onnxruntime, onnxscript for `export.py --format onnx` (requirements-export.txt; CI runs it).
+export: $(DEPS)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-export.txt
 
 train: $(DEPS)
 	$(PY) train.py --seed $(SEED) $(ARGS)

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 FLOOR = {"utils": 1, "data": 2, "models": 2, "evaluation": 3, "training": 4, "experiment": 5,
-         "train": 6, "eval": 6, "compare": 6, "detect": 6, "benchmarks": 6}
+         "train": 6, "eval": 6, "compare": 6, "detect": 6, "export": 6, "benchmarks": 6}
 
 
 def modules() -> dict[str, Path]:
