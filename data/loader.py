@@ -11,7 +11,7 @@ make ``[seed, epoch]`` and ``[seed, epoch, 0]`` the same stream):
 The batch sampler runs in the main process and hands each sample its ``SampleKey`` (index, epoch, size, batch), so
 workers hold no state: num_workers, persistent workers, prefetching and resuming mid-epoch cannot change a batch.
 Nothing here reads or seeds the global ``random``, ``np.random`` or torch RNG (the reference recipe's constant
-``np.random.seed(0)`` in workers is applied by utils.seed, the owner of global switches).
+``np.random.seed(0)`` in workers is applied by utils.determinism, the owner of global switches).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from data.transforms import (
     check_input_size,
 )
 from utils.errors import UserError
-from utils.seed import reference_worker_init
+from utils.determinism import reference_worker_init
 
 SAMPLE, SHUFFLE, SCALE = 0, 1, 2  # stream tags of the random keys above
 SCALE_RANGE = (0.75, 1.25)  # multi-scale widths span this fraction of the base width
@@ -233,8 +233,8 @@ def _init_worker(worker_id: int) -> None:
 
 
 def worker_stream_init(worker_id: int) -> None:
-    """The reference post's worker_init_fn (np.random.seed(0), via utils.seed), plus this worker's own copy of the
-    augmentation stream restarted from the same constant: every worker replays one sequence."""
+    """The reference post's worker_init_fn (np.random.seed(0), via utils.determinism), plus this worker's own copy
+    of the augmentation stream restarted from the same constant: every worker replays one sequence."""
     _init_worker(worker_id)
     reference_worker_init(worker_id)
     get_worker_info().dataset.stream = np.random.default_rng(0)
