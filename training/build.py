@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from data.kitti import KittiDataset
-from data.loader import build_train_loader
+from data.loader import TrainLoader, build_train_loader
 from evaluation.predict import PredictSettings
 from models.build import build_model, load_model_state
 from models.darknet import Darknet
@@ -103,20 +103,16 @@ def _other_classes(net: Darknet, path: str, num_classes: int) -> str:
     return load_model_state(net, source.state_dict(), f"{path} ({num_classes} classes)")
 
 
-def train_loader(cfg: TrainConfig, data: KittiDataset, epoch: int, start_batch: int, dist: Dist = Dist(),
-                 persistent_workers: bool = False):
-    """Training batches of one rank for ``epoch``, from global batch ``start_batch`` on."""
+def train_loader(cfg: TrainConfig, data: KittiDataset, epoch: int = 0, start_batch: int = 0, dist: Dist = Dist(),
+                 persistent_workers: bool = False) -> TrainLoader:
+    """Training batches of one rank, from global batch ``start_batch`` of ``epoch`` on; ``set_epoch`` moves it on
+    (data.loader.TrainLoader)."""
     return build_train_loader(
         data, seed=source_seed(cfg, "order"), aug_seed=source_seed(cfg, "aug"), batch_size=cfg.batch_size,
         base_size=tuple(cfg.img_size), workers=cfg.workers,
         epoch=epoch, start_batch=start_batch, rank=dist.rank, world_size=dist.world_size,
         persistent_workers=persistent_workers, multiscale=cfg.multiscale, scale_every=cfg.scale_every,
         aug=augment_config(cfg), aug_rng=determinism.augmentation_rng(cfg.determinism), accumulate=cfg.accumulate)
-
-
-def steps_per_epoch(cfg: TrainConfig, data: KittiDataset, dist: Dist = Dist()) -> int:
-    """Optimizer steps in one epoch."""
-    return len(train_loader(cfg, data, 0, 0, dist)) // cfg.accumulate
 
 
 def predict_settings(cfg: TrainConfig) -> PredictSettings:

@@ -104,11 +104,12 @@ class TrainConfig:
     checkpoint_every: int = _f(0, "also write last.pt every N optimizer steps (0: only at epoch ends)")
     checkpoint_epochs: int = _f(1, "write last.pt at the end of every N-th epoch (and of the last one)")
     fingerprint_every: int = _f(10, "hash the parameters into metrics.jsonl every N optimizer steps")
-    stop_after: int = _f(0, "stop after N optimizer steps as if interrupted (testing resume; 0: never)")
+    max_steps: int = _f(0, "stop after N optimizer steps of this invocation, with last.pt written; not part of the "
+                           "run: --resume continues to the same final bits (0: train to --epochs)")
 
 
 # Keys that may differ between runs (or between a checkpoint and its resumption) without changing what is computed.
-OPERATIONAL_KEYS = ("workers", "cache", "stop_after", "checkpoint_every", "checkpoint_epochs", "eval_every",
+OPERATIONAL_KEYS = ("workers", "cache", "max_steps", "checkpoint_every", "checkpoint_epochs", "eval_every",
                     "device")
 TUPLE_TYPES = {"classes": str, "img_size": int, "hsv": float, "scale": float, "lr_steps": float, "eval_size": int}
 
@@ -233,7 +234,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for name in positive:
         if getattr(cfg, name) < 1:
             raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("workers", "burn_in_images", "eval_every", "checkpoint_every", "stop_after", "weights_cutoff"):
+    for name in ("workers", "burn_in_images", "eval_every", "checkpoint_every", "max_steps", "weights_cutoff"):
         if getattr(cfg, name) < 0:
             raise UserError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     for name in ("seed_init", "seed_order", "seed_aug"):
@@ -294,8 +295,13 @@ def to_dict(cfg: TrainConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
 
 
+# Keys an older version wrote under another name: its run directories and checkpoints still read.
+RENAMED_KEYS = {"stop_after": "max_steps"}
+
+
 def from_dict(values: dict) -> TrainConfig:
-    """Inverse of ``to_dict``; unknown keys raise."""
+    """Inverse of ``to_dict`` (a key of RENAMED_KEYS is read under its new name); unknown keys raise."""
+    values = {RENAMED_KEYS.get(k, k): v for k, v in values.items()}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - names)
     if unknown:

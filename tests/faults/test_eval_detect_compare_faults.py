@@ -115,10 +115,10 @@ def test_user_compares_a_folder_that_is_not_a_run(tmp_path, finished_run):
 
 
 def test_user_compares_a_stopped_and_resumed_run_with_an_uninterrupted_one(tmp_path):
-    """--stop-after is not part of what a run is: the two runs are comparable, and identical."""
+    """--max-steps is not part of what a run is: the two runs are comparable, and identical."""
     data = fresh_data(tmp_path / "data")
     assert train(tmp_path / "runs", "a", "--data", str(data)).returncode == 0
-    assert train(tmp_path / "runs", "b", "--data", str(data), "--stop-after", "1").returncode == 0
+    assert train(tmp_path / "runs", "b", "--data", str(data), "--max-steps", "1").returncode == 0
     assert train(tmp_path / "runs", "x", "--resume", str(tmp_path / "runs" / "b" / "last.pt")).returncode == 0
     assert fingerprints(tmp_path / "runs" / "a") == fingerprints(tmp_path / "runs" / "b")
     done = run_python("compare.py", str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b"), "--out",

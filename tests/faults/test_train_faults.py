@@ -110,7 +110,7 @@ def test_user_forgets_filters_in_a_convolutional_block(tmp_path):
 def test_user_edits_the_model_cfg_between_stop_and_resume(tmp_path):
     cfg = tmp_path / "m.cfg"
     cfg.write_text((REPO / "cfg" / "yolov3-small-kitti.cfg").read_text())
-    assert train(tmp_path, "r", "--model", str(cfg), "--stop-after", "1").returncode == 0
+    assert train(tmp_path, "r", "--model", str(cfg), "--max-steps", "1").returncode == 0
     cfg.write_text(cfg.read_text().replace("activation=leaky", "activation=relu", 1))
     metrics = (tmp_path / "r" / "metrics.jsonl").read_bytes()
     done = train(tmp_path, "ignored", "--resume", str(tmp_path / "r" / "last.pt"))
@@ -131,7 +131,7 @@ def test_user_edits_the_model_cfg_and_trains_again(tmp_path):
 def test_user_resumes_a_checkpoint_copied_from_another_run(tmp_path, finished_run, copy_of):
     run = copy_of(finished_run)
     other = tmp_path / "other"
-    assert train(other, "b", "--lr", "0.001", "--stop-after", "1").returncode == 0
+    assert train(other, "b", "--lr", "0.001", "--max-steps", "1").returncode == 0
     (run / "last.pt").write_bytes((other / "b" / "last.pt").read_bytes())
     before = tree(run)
     done = train(tmp_path, "ignored", "--resume", str(run / "last.pt"))
@@ -141,7 +141,7 @@ def test_user_resumes_a_checkpoint_copied_from_another_run(tmp_path, finished_ru
 
 def test_user_resumes_after_a_crash_tore_the_last_metrics_line(tmp_path):
     assert train(tmp_path, "a").returncode == 0
-    assert train(tmp_path, "r", "--stop-after", "1").returncode == 0
+    assert train(tmp_path, "r", "--max-steps", "1").returncode == 0
     metrics = tmp_path / "r" / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + '{"type": "train", "step": 2, "loss_f')  # power loss mid-line
     done = train(tmp_path, "ignored", "--resume", str(tmp_path / "r" / "last.pt"))
@@ -215,7 +215,7 @@ def test_user_sets_a_learning_rate_that_diverges(tmp_path):
 
 def test_user_fills_the_disk_while_a_checkpoint_is_written(tmp_path):
     """A write limit stands in for a full disk: the save fails, the old last.pt and no temporary file remain."""
-    assert train(tmp_path, "r", "--stop-after", "1").returncode == 0
+    assert train(tmp_path, "r", "--max-steps", "1").returncode == 0
     last = tmp_path / "r" / "last.pt"
     old = last.read_bytes()
     code = ("import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "

@@ -34,7 +34,7 @@ def test_two_torchrun_runs_are_identical(ddp_runs):
 
 
 def test_ddp_resume_mid_epoch_matches_uninterrupted(ddp_runs):
-    torchrun(ddp_runs, "resumed", "--stop-after", "1")
+    torchrun(ddp_runs, "resumed", "--max-steps", "1")
     ckpt = checkpoint.load(ddp_runs / "resumed" / "last.pt")
     assert (ckpt["step"], ckpt["batch"], ckpt["world_size"]) == (1, 1, 2)
     torchrun(ddp_runs, "ignored", "--resume", str(ddp_runs / "resumed" / "last.pt"))
