@@ -37,11 +37,12 @@ class TrainConfig:
     init: str = _f("darknet", "initialisation of the layers --weights does not cover: darknet (He-normal "
                               "sqrt(2/fan_in), zero biases) or pytorch (PyTorch's defaults)",
                    choices=("darknet", "pytorch"))
-    box_loss: str = _f("darknet", "darknet: box gradients equal darknet's deltas; sigmoid_l2: squared error on "
-                                  "sigmoid(tx, ty) and (tw, th) (the repo's earlier loss)",
+    box_loss: str = _f("darknet", "darknet: box gradients equal darknet's deltas; sigmoid_l2 (for an ablation "
+                                  "only, benchmarks/stability.py): squared error on sigmoid(tx, ty) and (tw, th)",
                        choices=("darknet", "sigmoid_l2"))
-    obj_norm: str = _f("sum", "objectness normalisation: sum (darknet's: grows with the input area) or cells (scaled "
-                              "to 416x128's cell count: a size-independent objectness; benchmarks/README.md)",
+    obj_norm: str = _f("sum", "objectness normalisation: sum (darknet's: grows with the input area) or cells (for an "
+                              "ablation only, benchmarks/stability.py: scaled to 416x128's cell count, a "
+                              "size-independent objectness)",
                        choices=("sum", "cells"))
     # data
     data: str = _f("", "KITTI root (training/image_2, training/label_2, ImageSets); empty: the embedded "

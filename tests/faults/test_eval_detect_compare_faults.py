@@ -91,11 +91,16 @@ def test_user_detects_into_the_ground_truth_label_folder(tmp_path, finished_run)
 
 
 def test_user_runs_detect_twice_into_its_own_output(tmp_path, finished_run):
+    """The second run reuses its own folder and writes the same files, byte for byte."""
     image = sorted((REPO / data_root(finished_run) / "training" / "image_2").glob("*.png"))[0]
+    trees = []
     for _ in range(2):
         run_python("detect.py", "--weights", str(finished_run / "best.pt"), "--source", str(image), "--out",
-                   str(tmp_path / "det"))
-    assert (tmp_path / "det" / f"{image.stem}.png").is_file()
+                   str(tmp_path / "det"), "--conf-thres", "0.001")
+        trees.append(tree(tmp_path / "det"))
+    assert set(trees[0]) == {".detect.py-output", f"{image.stem}.png", f"{image.stem}.txt"}
+    assert trees[0][f"{image.stem}.txt"].strip(), "no detection written: the comparison would be vacuous"
+    assert trees[1] == trees[0]
 
 
 def test_user_detects_on_a_source_that_does_not_exist(tmp_path, finished_run):
