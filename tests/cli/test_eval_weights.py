@@ -1,11 +1,14 @@
 """eval.py --weights and detect.py on a checkpoint of the tiny CI config."""
 import json
 
+import pytest
+
 from data.synthetic import ensure_dataset
 from tests.conftest import REPO
 from tests.conftest import run_python as run
 
 
+@pytest.mark.slow  # trains, then evaluates and detects
 def test_eval_weights_and_detect(tmp_path):
     run("train.py", "--config", str(REPO / "cfg" / "ci-tiny.yaml"), "--epochs", "1", "--burn-in-images", "4",
         "--project", str(tmp_path), "--name", "r")

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, fingerprints, run_python
@@ -119,6 +120,7 @@ def test_user_compares_a_folder_that_is_not_a_run(tmp_path, finished_run):
     assert_one_error_line(done, "compare.py", str(tmp_path), "not a finished run directory")
 
 
+@pytest.mark.slow  # trains three runs
 def test_user_compares_a_stopped_and_resumed_run_with_an_uninterrupted_one(tmp_path):
     """--max-steps is not part of what a run is: the two runs are comparable, and identical."""
     data = fresh_data(tmp_path / "data")

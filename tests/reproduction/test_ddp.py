@@ -8,6 +8,8 @@ import pytest
 from tests.conftest import REPO, fingerprints, run_python
 from training import checkpoint
 
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
+
 # 8 training frames, 2 ranks x 2 images: 2 optimizer steps per epoch, 2 epochs.
 DDP = ["--config", str(REPO / "cfg" / "ci-tiny.yaml"), "--batch-size", "2"]
 

@@ -13,6 +13,8 @@ from tests.conftest import REPO, fingerprints, run_python
 from tests.conftest import run_summary as summary
 from training import checkpoint
 
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
+
 TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
 
 
