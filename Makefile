@@ -1,4 +1,5 @@
-# Two commands for a new user: `make train` and `make test`. On first use they create .venv and install the pinned
+# Two commands for a new user: `make train` and `make test` (`make test-fast`: the suite without the tests marked
+# slow, the long trainers; minutes instead of ~12 on 2 cores). On first use they create .venv and install the pinned
 # requirements; they re-install only when a requirements file changed (the stamp is older than it).
 # Users who manage their own environment pass it: `make test PYTHON=/path/to/python` (nothing is installed then).
 
@@ -17,7 +18,7 @@ PY    := $(VENV)/bin/python
 DEPS  := $(VENV)/.requirements.stamp
 endif
 
-.PHONY: train test ray export clean-venv
+.PHONY: train test test-fast ray export clean-venv
 
 $(VENV)/.requirements.stamp: requirements.txt
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -37,6 +38,10 @@ train: $(DEPS)
 
 test: $(DEPS)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
+# The quick tier while working: every test but those marked slow (pytest.ini), on the same workers.
+test-fast: $(DEPS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow" $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

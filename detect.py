@@ -59,11 +59,11 @@ def main(args) -> None:
     from data.transforms import parse_size
     from evaluation.predict import detect_image
     from evaluation.results import write_results
-    from training import build
+    from training import inference
     from utils.io import claim_output_dir, write_bytes
-    run = build.for_inference(args.weights, args.cfg, args.names, device=args.device, class_map=args.class_map,
-                              size=parse_size(args.img_size, "--img-size"), conf_thres=args.conf_thres,
-                              iou_thres=args.iou_thres)
+    run = inference.load(args.weights, args.cfg, args.names, device=args.device, class_map=args.class_map,
+                         size=parse_size(args.img_size, "--img-size"), conf_thres=args.conf_thres,
+                         iou_thres=args.iou_thres)
     images = images_of(args.source)
     claim_output_dir(args.out, "detect.py", inputs=[args.source])
     for path in images:

@@ -92,10 +92,10 @@ def main_weights(args) -> dict:
     """Run a model on a split: metrics table, JSON, PR curves and the KITTI result files."""
     from data.kitti import KittiDataset
     from evaluation.predict import predict
-    from training import build
-    run = build.for_inference(args.weights, args.cfg, args.names, args.data, args.device,
-                              class_map=args.class_map, size=parse_size(args.img_size, "--img-size"),
-                              conf_thres=args.conf_thres, iou_thres=args.iou_thres, max_det=args.max_det)
+    from training import inference
+    run = inference.load(args.weights, args.cfg, args.names, args.data, args.device,
+                         class_map=args.class_map, size=parse_size(args.img_size, "--img-size"),
+                         conf_thres=args.conf_thres, iou_thres=args.iou_thres, max_det=args.max_det)
     if run.data is None:
         raise UserError("--data ROOT is needed to evaluate darknet .weights (a checkpoint knows its data)")
     dataset = KittiDataset(run.data, args.split or run.split, classes=run.classes)

@@ -9,6 +9,7 @@
     python train.py --seeds 1,2,3,4 --launcher ray --ray-address HOST:6379   # ... as Ray tasks on a cluster
     python train.py --config cfg/kitti.yaml --data /path/to/kitti --determinism reference
     python train.py --resume runs/exp/last.pt              # continue to the same final bits
+    python train.py --max-steps 100                        # stop after 100 optimizer steps; --resume goes on
     python train.py --weights runs/exp/last.pt --lr 0.001  # a new run from a checkpoint's weights (or darknet's)
     torchrun --nproc_per_node 2 train.py --config cfg/ci-tiny.yaml   # DDP (gloo on CPU, nccl on CUDA)
 
@@ -60,8 +61,8 @@ def resolve_config(args: argparse.Namespace) -> config_lib.TrainConfig:
             raise UserError("--resume takes the config from the checkpoint; do not pass --config")
         from training import checkpoint
         saved = config_lib.from_dict(checkpoint.load(args.resume)["config"])
-        # --stop-after describes the interrupted invocation, not the run: a resumed run goes on unless told again.
-        return config_lib.resolve(args, base=dataclasses.replace(saved, stop_after=0))
+        # --max-steps describes the interrupted invocation, not the run: a resumed run goes on unless told again.
+        return config_lib.resolve(args, base=dataclasses.replace(saved, max_steps=0))
     return config_lib.resolve(args, preset=args.config)
 
 

@@ -36,7 +36,7 @@ from evaluation.metrics import evaluate_frames  # noqa: E402
 from evaluation.predict import detect_letterboxed  # noqa: E402
 from evaluation.results import read_labels  # noqa: E402
 from experiment.report import fmt  # noqa: E402
-from training import build  # noqa: E402
+from training import inference  # noqa: E402
 from utils.boxes import np_box_overlap  # noqa: E402
 
 SHOWN = 0.25  # detect.py's default --conf-thres: the detections a user sees
@@ -68,7 +68,7 @@ def matched_changes(ref, other) -> tuple[float, int, int]:
 
 
 def measure(args) -> dict:
-    run = build.for_inference(args.weights, args.cfg, args.names, device="cpu", class_map=args.class_map)
+    run = inference.load(args.weights, args.cfg, args.names, device="cpu", class_map=args.class_map)
     ids = args.ids.split(",") if args.ids else sorted(p.stem for p in (args.data / IMAGE_DIR).glob("*.png"))
     images = [decode_image(args.data / IMAGE_DIR / f"{i}.png") for i in ids]
     labels = read_labels(args.data / LABEL_DIR, ids)

@@ -102,7 +102,7 @@ def loader_rate(dataset: KittiDataset, args, size: tuple[int, int], workers: int
     for epoch in range(args.epochs + 1):
         if epoch == 1:
             start, count = time.perf_counter(), 0
-        loader.batch_sampler.set_epoch(epoch)
+        loader.set_epoch(epoch)
         for batch in loader:
             count += len(batch.ids)
     return count / (time.perf_counter() - start)

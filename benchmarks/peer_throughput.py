@@ -26,7 +26,7 @@ own unmodified loop in a fresh process, rounds alternating the order of the two 
 - repo: ``training.trainer.Trainer.fit``, the loop of ``python train.py`` (its defaults: determinism ``strict``,
   decoded-frame RAM cache, no DataLoader worker, flip augmentation, a metrics.jsonl line and, when tensorboard is
   installed, TensorBoard scalars every step, a weight fingerprint every 10 steps), multi-scale off, no evaluation;
-  training stops after warm-up + steps with ``--stop-after``, whose checkpoint comes after the timed window.
+  training stops after warm-up + steps with ``--max-steps``, whose checkpoint comes after the timed window.
 - peer: ``pytorchyolo.train.run()`` itself (its defaults: PIL decode and imgaug ``DefaultAug`` per image,
   pad to square, ``--peer-workers`` DataLoader workers, TensorBoard lines and a tqdm bar every step), with
   checkpoint and evaluation intervals beyond the run, on CPU (``CUDA_VISIBLE_DEVICES=""``); its logger is wrapped
@@ -156,7 +156,7 @@ def repo_config(spec: dict, epochs: int = 1):
         TrainConfig(), model=spec["cfg"], img_size=(spec["size"], spec["size"]), batch_size=spec["batch"],
         multiscale=False, threads=spec["threads"], device="cpu", determinism=spec["determinism"],
         cache=spec["repo_cache"], synthetic_num=spec["synthetic_num"], epochs=epochs, eval_every=0,
-        checkpoint_epochs=epochs, stop_after=total)))
+        checkpoint_epochs=epochs, max_steps=total)))
 
 
 def run_repo_child(spec: dict) -> dict:
@@ -181,8 +181,8 @@ def run_repo_child(spec: dict) -> dict:
     run = trainer.Trainer(cfg, device, log=print)
     with tempfile.TemporaryDirectory() as run_dir:
         summary = run.fit(Path(run_dir))
-    if summary.get("stopped_at_step") != cfg.stop_after:
-        raise RuntimeError(f"expected a stop at step {cfg.stop_after}, got {summary}")
+    if summary.get("stopped_at_step") != cfg.max_steps:
+        raise RuntimeError(f"expected a stop at step {cfg.max_steps}, got {summary}")
     env = environment(switches, device)
     return {**window(marks, spec), "loss_first_last": [losses[0], losses[-1]],
             "env": {k: env.get(k) for k in ("python", "torch", "numpy", "opencv", "cpu", "cpu_count", "git_commit",

@@ -29,12 +29,12 @@ from data.transforms import parse_size  # noqa: E402
 from evaluation.metrics import evaluate_frames  # noqa: E402
 from evaluation.predict import predict  # noqa: E402
 from experiment.report import fmt  # noqa: E402
-from training import build  # noqa: E402
+from training import inference  # noqa: E402
 
 KITTI_SCORED = ("Car", "Pedestrian", "Cyclist")
 
 
-def score(run: build.Inference, root: Path, split: Path, size) -> dict:
+def score(run: inference.Inference, root: Path, split: Path, size) -> dict:
     """COCO mAP@0.5, mAP and KITTI AP40 Moderate of one model on the frames, at input ``size``."""
     data = KittiDataset(root, str(split), classes=run.classes)
     frames = predict(run.model, data, dataclasses.replace(run.settings, size=size), run.device)
@@ -48,10 +48,10 @@ def models(args):
     """(group name, run name, Inference) of every finished run of each --runs folder, then the zero-shot model."""
     for folder in args.runs:
         for run_dir in sorted(p for p in Path(folder).iterdir() if (p / "summary.json").is_file()):
-            yield folder.name, run_dir.name, build.for_inference(str(run_dir / "last.pt"), device="cpu")
+            yield folder.name, run_dir.name, inference.load(str(run_dir / "last.pt"), device="cpu")
     if args.zero_shot:
         weights, cfg, names = args.zero_shot
-        yield "zero-shot", Path(weights).name, build.for_inference(weights, cfg, names, device="cpu",
+        yield "zero-shot", Path(weights).name, inference.load(weights, cfg, names, device="cpu",
                                                                    class_map="coco-kitti", log=lambda line: None)
 
 

@@ -7,9 +7,9 @@
     python benchmarks/train_throughput.py --device cuda --cfg cfg/yolov3-kitti.cfg --size 416x416 --batch 16 \
         --modes strict,off --precisions bf16 --formats channels_last --fill both --cache ram
 
-Grid: modes (utils/seed.py) x precision (fp32, bf16 autocast) x memory format (NCHW, channels_last) x, for strict,
-``fill_uninitialized_memory`` on/off. Every configuration runs in its own processes, because determinism switches
-are process-global and cuDNN autotuning state must not leak between configurations:
+Grid: modes (utils/determinism.py) x precision (fp32, bf16 autocast) x memory format (NCHW, channels_last) x, for
+strict, ``fill_uninitialized_memory`` on/off. Every configuration runs in its own processes, because determinism
+switches are process-global and cuDNN autotuning state must not leak between configurations:
 
 1. timed: ``max(warmup + steps, check_steps)`` training steps of the real path (synthetic KITTI-format set ->
    ``build_train_loader`` with multi-scale off and persistent workers -> ``forward_loss`` -> backward -> SGD

@@ -84,6 +84,7 @@ def decode_image(path: str | Path) -> np.ndarray:
 
 class KittiDataset:
     """The frames of one split: ids, every label parsed and checked up front, images decoded on demand.
+    ``len(ds)`` frames; ``ds[i]`` is ``(image, labels)`` (``__getitem__``), so a stock DataLoader reads it.
 
     Attributes:
         ids: frame ids in split-file order; index ``i`` everywhere means ``ids[i]``.
@@ -120,6 +121,14 @@ class KittiDataset:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, FrameLabels]:
+        """Frame i as ``(image, labels)``: ``uint8[H, W, 3]`` RGB at the frame's own size (``load_image``), and
+        its FrameLabels (every object, trained or not, boxes xyxy in that image's pixels, DontCare regions apart;
+        ``class_index(labels.names)`` gives the class indices). A stock ``torch.utils.data.DataLoader`` takes the
+        dataset as it is, with ``batch_size=None`` (one frame at a time, the image as a tensor) or
+        ``collate_fn=list`` (lists of frames): frames differ in size, so the default collate cannot stack them."""
+        return self.load_image(i), self.labels[i]
 
     def _inside_image(self, i: int, labels: FrameLabels, bad_labels: str) -> FrameLabels:
         """``labels`` without objects whose box lies entirely outside the image: a wrong label, an error unless

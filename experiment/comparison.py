@@ -70,7 +70,7 @@ def load_run(path: str | Path) -> RunRecord:
 
 
 def incompatibilities(runs: list[RunRecord]) -> list[str]:
-    """Differing config keys (seed and operational keys aside, e.g. --stop-after or --workers, which do not change
+    """Differing config keys (seed and operational keys aside, e.g. --max-steps or --workers, which do not change
     what a run computes) and environment keys against the first run, one line each."""
     first = runs[0]
     problems = []

@@ -19,8 +19,7 @@ that differ only in their seeds. The methods and what they assume, in plain word
 - Probability of improvement is P(B run > A run) + 0.5·P(tie) over all pairs of runs: the Mann-Whitney / rliable
   definition, free of any assumption about the shape of the noise.
 - Seeds needed is the textbook sample size of a two-sided t test with equal groups: the normal approximation,
-  then the smallest n that also satisfies the formula with Student-t quantiles (experiment/student_t.py, no
-  scipy). It assumes roughly normal run-to-run noise whose true spread is the measured one (with few runs that
+  then the smallest n that also satisfies the formula with Student-t quantiles (scipy.stats.t). It assumes roughly normal run-to-run noise whose true spread is the measured one (with few runs that
   spread is itself uncertain), and matches R's exact power.t.test on the usual cases (std 1, delta 1: 17 runs
   unpaired, 10 paired); near a boundary it may differ by one run.
 - Every bootstrap draws from ``np.random.default_rng(seed)``: the same inputs and seed give the same numbers, and the
@@ -34,7 +33,6 @@ from statistics import NormalDist
 
 import numpy as np
 
-from experiment.student_t import t_quantile
 
 IDENTICAL_SOURCE = "identical"  # variance_by_source: runs repeated with identical seeds (the noise floor)
 REPORT_POWER = 0.8  # compare_groups: the power its seeds_needed and verdict use
@@ -42,6 +40,17 @@ REPORT_SEED = 0  # bootstrap seed of the reports: the same runs always give the 
 REPORT_RESAMPLES = 10000  # bootstrap resamples of the reports
 
 _NORMAL = NormalDist()
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Quantile of Student's t distribution: the t with P(T <= t) = p, for 0 < p < 1 and df > 0 (may be fractional,
+    e.g. Welch's degrees of freedom). scipy returns NaN outside that range; this raises ValueError."""
+    _check_unit_interval(p, "p")
+    if not (isinstance(df, Real) and math.isfinite(df) and df > 0):
+        raise ValueError(f"degrees of freedom must be a positive finite number, got {df!r}")
+    # imported here: scipy.stats takes about a second to import, which a CLI stopping on a user error never needs
+    from scipy.stats import t
+    return float(t.ppf(p, df))
 
 
 def _values(values, name: str) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The model as every entry point gets it: a darknet cfg built on a device, initialised as darknet does, optionally
 from earlier weights, and its input convention.
 
-Initialisation draws from the global torch RNG, which utils.seed seeds before anything else runs; building the
+Initialisation draws from the global torch RNG, which utils.determinism seeds before anything else runs; building the
 model is therefore the first consumer of that RNG in every process.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ def build_model(cfg_path: str, num_classes: int, upsample: str, device: torch.de
     """``Darknet(cfg_path)`` with ``num_classes`` outputs per anchor, on ``device``.
 
     Args:
-        upsample: "deterministic" (expand-based) or "interpolate" (``utils.seed.upsample_kind`` of the mode).
+        upsample: "deterministic" (expand-based) or "interpolate" (``utils.determinism.upsample_kind`` of the mode).
         channels_last: convert parameters to the channels_last memory format (faster convolutions on GPUs).
         input_size: (W, H) the model is trained at; the cfg's anchors are scaled to it (models/darknet.py).
         init: "darknet" (``init_darknet_``) or "pytorch" (the layers' PyTorch defaults).

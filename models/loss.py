@@ -11,8 +11,8 @@ Boxes come in as xyxy input pixels (``Batch.targets``). Choices, after the YOLOv
   (``yolo_layer.c``, ``delta_yolo_box``) with the sign of a loss: ``scale * (sigmoid(tx) - t)`` on tx, ty (darknet
   applies no sigmoid derivative there) and ``scale * (tw - t)`` on tw, th, with ``scale = 2 - w*h`` (w, h relative
   to the input). As a loss: scale * (BCE(tx, t) - H(t) + (tw - t)^2 / 2), whose value is 0 at the target (the
-  entropy H(t) is a constant: it changes the value, not the gradient). ``box_loss="sigmoid_l2"``: the repo's
-  earlier squared error on (sigmoid(tx), sigmoid(ty)) and (tw, th), kept to measure what darknet's gradients
+  entropy H(t) is a constant: it changes the value, not the gradient). ``box_loss="sigmoid_l2"``, for an
+  ablation only: squared error on (sigmoid(tx), sigmoid(ty)) and (tw, th), to measure what darknet's gradients
   change (benchmarks/stability.py). We keep the paper's regression rather than GIoU because this repo reproduces
   YOLOv3 as published; it also keeps the loss free of IoU gradients.
 - Objectness: BCE. Positives target 1. A negative whose decoded box overlaps any ground truth of its image with
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.head import decode_boxes, grid_offsets, split_head
-from utils.boxes import box_convert, box_iou_batched, wh_iou
+from utils.boxes import box_iou_batched, wh_iou
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ def build_targets(targets: Tensor, heads, grids: list[tuple[int, int]], input_si
     anchors = torch.cat([torch.as_tensor(h.anchors, dtype=torch.float32, device=device) for h in heads])
     head_of = torch.cat([torch.full((len(h.anchors),), i, device=device) for i, h in enumerate(heads)])
     local = torch.cat([torch.arange(len(h.anchors), device=device) for h in heads])
+    # imported here: torchvision.ops pulls in torch._dynamo (2 s), which a CLI stopping on a user error never needs
+    from torchvision.ops import box_convert
     cxcywh = box_convert(targets[:, 2:6].float(), "xyxy", "cxcywh")
     best = _first_argmax(wh_iou(cxcywh[:, 2:], anchors))
     head, anchor = head_of[best], local[best]

@@ -1,4 +1,5 @@
-"""The layout's promise: imports only go down the floors of the pipeline, and no module imports in a circle.
+"""The layout's promise: imports only go down the floors of the pipeline, no module imports in a circle, and one
+module (utils/determinism.py) owns the global determinism switches.
 
 Floors (README "Layout"): utils (1) -> data, models (2) -> evaluation (3) -> training (4) -> experiment (5) ->
 the CLIs and benchmarks (6). A module may import its own package and the floors below; data and models, both on
@@ -98,3 +99,30 @@ def test_the_rules_catch_upward_and_sideways_imports(tmp_path):
     assert imports == [("training.trainer", 4), ("utils.io", 5)]
     assert upward({"utils.boxes": imports}) == [("utils.boxes", "training.trainer", 4)]
     assert upward({"models.loss": [("data.kitti", 1), ("utils.boxes", 2)]}) == [("models.loss", "data.kitti", 1)]
+
+
+# Calls and assignments that change process-global RNG or determinism state.
+GLOBAL_SWITCH_CALLS = {"random.seed", "np.random.seed", "torch.manual_seed", "torch.cuda.manual_seed",
+                       "torch.cuda.manual_seed_all", "torch.use_deterministic_algorithms", "torch.set_num_threads"}
+GLOBAL_SWITCH_TARGETS = ("torch.backends.cudnn.", "torch.utils.deterministic.", "os.environ['CUBLAS_WORKSPACE_CONFIG']",
+                         "os.environ['PYTHONHASHSEED']")
+
+
+def global_switches(path: Path) -> list[tuple[str, int]]:
+    """(what, line) of every global determinism switch a file flips."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in GLOBAL_SWITCH_CALLS:
+            out.append((ast.unparse(node.func), node.lineno))
+        elif isinstance(node, ast.Assign):
+            out += [(ast.unparse(t), node.lineno) for t in node.targets
+                    if ast.unparse(t).startswith(GLOBAL_SWITCH_TARGETS)]
+    return out
+
+
+def test_only_utils_determinism_flips_global_switches(tmp_path):
+    owners = {name for name, path in modules().items() if not name.startswith("benchmarks.") and global_switches(path)}
+    assert owners == {"utils.determinism"}
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch\ntorch.backends.cudnn.benchmark = True\ntorch.manual_seed(0)\n")
+    assert global_switches(bad) == [("torch.backends.cudnn.benchmark", 2), ("torch.manual_seed", 3)]

@@ -1,23 +1,21 @@
 """The one builder: what every entry point needs, made from a TrainConfig.
 
-train.py (through the Trainer), eval.py, detect.py, the determinism audit and every benchmark get their process
-set-up, datasets, model, loaders and evaluation settings here, so a change to how a run is assembled reaches all of
-them at once.
+train.py (through the Trainer), inference (training/inference.py, for eval.py and detect.py), the determinism audit
+and every benchmark get their process set-up, datasets, model, loaders and evaluation settings here, so a change to
+how a run is assembled reaches all of them at once.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from data.kitti import KittiDataset
-from data.loader import build_train_loader
-from evaluation.class_map import KITTI_FROM_COCO, describe, head_sources, load_class_map
+from data.loader import TrainLoader, build_train_loader
+from evaluation.class_map import KITTI_FROM_COCO, head_sources
 from evaluation.predict import PredictSettings
 from models.build import build_model, copy_head_rows, load_model_state
-from models.cfg import parse_cfg
 from models.darknet import Darknet
 from models.layers import ConvBNAct
 from models.weights import FileFit, fit_file, load_darknet_weights
@@ -30,7 +28,7 @@ from training.config import (
     validate,
     with_file_hashes,
 )
-from utils import seed
+from utils import determinism
 from utils.distributed import Dist
 from utils.environment import REPO, select_device
 from utils.errors import UserError
@@ -38,7 +36,8 @@ from utils.errors import UserError
 
 def process(cfg: TrainConfig, device: str | None = None) -> tuple[dict, torch.device]:
     """Apply the determinism mode (first: before CUDA starts), pick the device. Returns (switches, device)."""
-    switches = seed.configure(cfg.determinism, cfg.seed, cfg.threads, cfg.fill_uninitialized_memory)
+    switches = determinism.configure(cfg.determinism, cfg.seed, cfg.threads,
+                                     fill_uninitialized_memory=cfg.fill_uninitialized_memory)
     return switches, select_device(device or cfg.device)
 
 
@@ -73,9 +72,9 @@ def datasets(cfg: TrainConfig) -> tuple[KittiDataset, KittiDataset]:
 def model(cfg: TrainConfig, device: torch.device) -> Darknet:
     """The model, initialised from the global torch RNG seeded here with the init seed, its anchors at the config's
     input size."""
-    seed.seed_model_init(source_seed(cfg, "init"))
-    return build_model(cfg.model, len(cfg.classes), seed.upsample_kind(cfg.determinism), device, cfg.channels_last,
-                       input_size=tuple(cfg.img_size), init=cfg.init)
+    determinism.seed_model_init(source_seed(cfg, "init"))
+    return build_model(cfg.model, len(cfg.classes), determinism.upsample_kind(cfg.determinism), device,
+                       cfg.channels_last, input_size=tuple(cfg.img_size), init=cfg.init)
 
 
 def initial_weights(net: Darknet, cfg: TrainConfig) -> str:
@@ -121,75 +120,16 @@ def _other_classes(net: Darknet, path: str, num_classes: int, cfg: TrainConfig) 
     return loaded
 
 
-@dataclass(frozen=True)
-class Inference:
-    """A model ready for eval.py and detect.py, with how to run it and the data it was trained on (if known)."""
-
-    model: Darknet
-    device: torch.device
-    settings: PredictSettings
-    classes: tuple[str, ...]
-    data: Path | None  # KITTI root: --data, else the run's (checkpoints only)
-    split: str  # default evaluation split
-
-
-def for_inference(weights: str, darknet_cfg: str | None = None, names: str | None = None, data: str | None = None,
-                  device: str | None = None, class_map: str | None = None, log=print, **settings) -> Inference:
-    """A checkpoint of this repo (its config gives everything), or a darknet ``.weights`` file with its ``.cfg``
-    and a names file (one class name per line, e.g. the COCO yolov3), run in strict mode and fed as darknet feeds
-    it (data.transforms.letterbox_darknet).
-
-    class_map: a built-in map name or map file (evaluation/class_map.py): the model is scored on the map's KITTI
-        classes, and what is mapped and dropped is logged.
-    ``settings``: non-None PredictSettings overrides (conf_thres, iou_thres, max_det, size).
-    """
-    settings = {k: v for k, v in settings.items() if v is not None}
-    if not weights.endswith(".weights"):
-        size = settings.pop("size", None)
-        net, cfg, dev, _ = from_checkpoint(weights, data=data, device=device, eval_size=size, **settings)
-        run = Inference(net.eval(), dev, predict_settings(cfg), tuple(cfg.classes), dataset_root(cfg),
-                        cfg.val_split)
-    else:
-        run = _darknet_inference(weights, darknet_cfg, names, data, device, settings)
-    if class_map is None:
-        return run
-    cmap = load_class_map(class_map, run.classes)
-    log(describe(cmap))
-    return dataclasses.replace(run, classes=cmap.targets,
-                               settings=dataclasses.replace(run.settings, class_sources=cmap.sources))
-
-
-def _darknet_inference(weights: str, darknet_cfg: str | None, names: str | None, data: str | None,
-                       device: str | None, settings: dict) -> Inference:
-    if not darknet_cfg or not names:
-        raise UserError(f"{weights}: a darknet .weights file needs its --cfg and a --names file of class names")
-    # "traffic light" -> "traffic_light" (as KITTI's Person_sitting): a result line must keep its 16 fields
-    classes = tuple("_".join(line.split()) for line in Path(names).read_text().splitlines() if line.strip())
-    declared = {b.get("classes") for b in parse_cfg(darknet_cfg) if b.type == "yolo"}
-    if declared != {len(classes)}:
-        raise UserError(f"{names}: {len(classes)} class names, but {darknet_cfg} declares classes={declared}")
-    seed.configure("strict", 0, TrainConfig.threads)
-    dev = select_device(device or "auto")
-    net = build_model(darknet_cfg, len(classes), "deterministic", dev, init="pytorch")
-    load_darknet_weights(net, weights)
-    return Inference(net.eval(), dev, PredictSettings(**{"size": net.input_size, "letterbox": "darknet", **settings}),
-                     classes, Path(data) if data else None, "val")
-
-
-def train_loader(cfg: TrainConfig, data: KittiDataset, epoch: int, start_batch: int, dist: Dist = Dist(),
-                 persistent_workers: bool = False):
-    """Training batches of one rank for ``epoch``, from global batch ``start_batch`` on."""
+def train_loader(cfg: TrainConfig, data: KittiDataset, epoch: int = 0, start_batch: int = 0, dist: Dist = Dist(),
+                 persistent_workers: bool = False) -> TrainLoader:
+    """Training batches of one rank, from global batch ``start_batch`` of ``epoch`` on; ``set_epoch`` moves it on
+    (data.loader.TrainLoader)."""
     return build_train_loader(
         data, seed=source_seed(cfg, "order"), aug_seed=source_seed(cfg, "aug"), batch_size=cfg.batch_size,
         base_size=tuple(cfg.img_size), workers=cfg.workers,
         epoch=epoch, start_batch=start_batch, rank=dist.rank, world_size=dist.world_size,
         persistent_workers=persistent_workers, multiscale=cfg.multiscale, scale_every=cfg.scale_every,
-        aug=augment_config(cfg), aug_rng=seed.augmentation_rng(cfg.determinism), accumulate=cfg.accumulate)
-
-
-def steps_per_epoch(cfg: TrainConfig, data: KittiDataset, dist: Dist = Dist()) -> int:
-    """Optimizer steps in one epoch."""
-    return len(train_loader(cfg, data, 0, 0, dist)) // cfg.accumulate
+        aug=augment_config(cfg), aug_rng=determinism.augmentation_rng(cfg.determinism), accumulate=cfg.accumulate)
 
 
 def predict_settings(cfg: TrainConfig) -> PredictSettings:

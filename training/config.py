@@ -43,11 +43,12 @@ class TrainConfig:
     init: str = _f("darknet", "initialisation of the layers --weights does not cover: darknet (He-normal "
                               "sqrt(2/fan_in), zero biases) or pytorch (PyTorch's defaults)",
                    choices=("darknet", "pytorch"))
-    box_loss: str = _f("darknet", "darknet: box gradients equal darknet's deltas; sigmoid_l2: squared error on "
-                                  "sigmoid(tx, ty) and (tw, th) (the repo's earlier loss)",
+    box_loss: str = _f("darknet", "darknet: box gradients equal darknet's deltas; sigmoid_l2 (for an ablation "
+                                  "only, benchmarks/stability.py): squared error on sigmoid(tx, ty) and (tw, th)",
                        choices=("darknet", "sigmoid_l2"))
-    obj_norm: str = _f("sum", "objectness normalisation: sum (darknet's: grows with the input area) or cells (scaled "
-                              "to 416x128's cell count: a size-independent objectness; benchmarks/README.md)",
+    obj_norm: str = _f("sum", "objectness normalisation: sum (darknet's: grows with the input area) or cells (for an "
+                              "ablation only, benchmarks/stability.py: scaled to 416x128's cell count, a "
+                              "size-independent objectness)",
                        choices=("sum", "cells"))
     # data
     data: str = _f("", "KITTI root (training/image_2, training/label_2, ImageSets); empty: the embedded "
@@ -110,11 +111,12 @@ class TrainConfig:
     checkpoint_every: int = _f(0, "also write last.pt every N optimizer steps (0: only at epoch ends)")
     checkpoint_epochs: int = _f(1, "write last.pt at the end of every N-th epoch (and of the last one)")
     fingerprint_every: int = _f(10, "hash the parameters into metrics.jsonl every N optimizer steps")
-    stop_after: int = _f(0, "stop after N optimizer steps as if interrupted (testing resume; 0: never)")
+    max_steps: int = _f(0, "stop after N optimizer steps of this invocation, with last.pt written; not part of the "
+                           "run: --resume continues to the same final bits (0: train to --epochs)")
 
 
 # Keys that may differ between runs (or between a checkpoint and its resumption) without changing what is computed.
-OPERATIONAL_KEYS = ("workers", "cache", "stop_after", "checkpoint_every", "checkpoint_epochs", "eval_every",
+OPERATIONAL_KEYS = ("workers", "cache", "max_steps", "checkpoint_every", "checkpoint_epochs", "eval_every",
                     "device")
 TUPLE_TYPES = {"classes": str, "img_size": int, "hsv": float, "scale": float, "lr_steps": float, "eval_size": int}
 
@@ -239,7 +241,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for name in positive:
         if getattr(cfg, name) < 1:
             raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("workers", "burn_in_images", "eval_every", "checkpoint_every", "stop_after", "weights_cutoff"):
+    for name in ("workers", "burn_in_images", "eval_every", "checkpoint_every", "max_steps", "weights_cutoff"):
         if getattr(cfg, name) < 0:
             raise UserError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     for name in ("seed_init", "seed_order", "seed_aug"):
@@ -303,8 +305,13 @@ def to_dict(cfg: TrainConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
 
 
+# Keys an older version wrote under another name: its run directories and checkpoints still read.
+RENAMED_KEYS = {"stop_after": "max_steps"}
+
+
 def from_dict(values: dict) -> TrainConfig:
-    """Inverse of ``to_dict``; unknown keys raise."""
+    """Inverse of ``to_dict`` (a key of RENAMED_KEYS is read under its new name); unknown keys raise."""
+    values = {RENAMED_KEYS.get(k, k): v for k, v in values.items()}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - names)
     if unknown:

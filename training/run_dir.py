@@ -91,8 +91,7 @@ def truncate_metrics(path: str | Path, step: int) -> None:
     path = Path(path)
     if not path.exists():
         return
-    kept = [r for r in read_metrics(path) if r.get("step", 0) <= step and not (r.get("type") == "eval" and
-                                                                                 r.get("step", 0) > step)]
+    kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
     write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 

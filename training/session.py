@@ -23,7 +23,7 @@ def run_training(cfg: TrainConfig, resume: str | None = None, project: str = "ru
                  log=print) -> dict:
     """Configure the process, train (or resume), and log the run directory, final metrics and fingerprints.
 
-    Returns the summary (summary.json on rank 0; ``{"stopped_at_step": N}`` after --stop-after).
+    Returns the summary (summary.json on rank 0; ``{"stopped_at_step": N}`` after --max-steps).
     """
     switches, device = build.process(cfg)
     dist = from_env(device.type)

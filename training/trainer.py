@@ -4,6 +4,7 @@ epoch loop with checkpoints, evaluations and the final summary. Under DDP only r
 from __future__ import annotations
 
 import time
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -72,7 +73,8 @@ class Trainer:
         if cfg.weights:
             self.log(build.initial_weights(self.model, cfg))
         self.optimizer = make_optimizer(self.model, cfg)
-        self.steps_per_epoch = build.steps_per_epoch(cfg, self.train_set, dist)
+        self.loader = build.train_loader(cfg, self.train_set, dist=dist)  # moved on by set_epoch
+        self.steps_per_epoch = self.loader.batches_per_epoch // cfg.accumulate
         images_per_step = cfg.batch_size * cfg.accumulate * dist.world_size
         self.schedule = make_schedule(cfg, images_per_step, cfg.epochs * self.steps_per_epoch)
         self.pos, self.best, self.final, self.last_ckpt, self.metrics = Position(), None, None, None, None
@@ -101,7 +103,8 @@ class Trainer:
 
     def fit(self, run_dir: Path) -> dict:
         """Train to the end, writing into ``run_dir``, and return the summary (also summary.json); with
-        --stop-after, stop at that step with a checkpoint and return ``{"stopped_at_step": N}``."""
+        --max-steps N, stop after N optimizer steps of this call with last.pt written and return
+        ``{"stopped_at_step": step}``."""
         self.run_dir = Path(run_dir)
         if self.pos.step == 0:
             self.log(self.model.summary())
@@ -109,18 +112,15 @@ class Trainer:
         if self.dist.is_main:
             self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", mirror=open_board(self.run_dir))
         progress = Progress(self.dist.is_main, self.log)
+        stop_step = self.pos.step + self.cfg.max_steps if self.cfg.max_steps else None
         tic = time.perf_counter()
         try:
             for epoch in range(self.pos.epoch, self.cfg.epochs):
-                finished = self._train_epoch(ddp_model, epoch, progress)
-                if finished:
-                    self.pos.epoch, self.pos.batch = epoch + 1, 0
-                    if self._checkpoint_due(epoch):
-                        self.save("last.pt")
-                    if self._eval_due(epoch):
-                        self.evaluate()
-                if not finished or self._stop_due():
-                    self.log(f"stopped after optimizer step {self.pos.step} as asked (--stop-after); resume with "
+                self._train_epoch(ddp_model, epoch, progress, stop_step)
+                stopping = self.pos.step == stop_step
+                self._end_epoch(epoch, stopping)
+                if stopping:
+                    self.log(f"stopped after optimizer step {self.pos.step} as asked (--max-steps); resume with "
                              f"--resume {self.run_dir / 'last.pt'}")
                     return {"stopped_at_step": self.pos.step}
             with self.timer.section("checkpoint"):
@@ -136,37 +136,36 @@ class Trainer:
                     self.metrics.close()
         return self._finish(time.perf_counter() - tic)
 
-    def _stop_due(self) -> bool:
-        return bool(self.cfg.stop_after) and self.pos.step >= self.cfg.stop_after
+    def _end_epoch(self, epoch: int, stopping: bool) -> None:
+        """After ``_train_epoch``: at a complete epoch's end move to the next one, write last.pt (every
+        --checkpoint-epochs-th epoch and the last one) and evaluate when due; where training stops (``stopping``),
+        at an epoch's end or within it, last.pt is written too."""
+        complete = self.pos.batch == self.steps_per_epoch * self.cfg.accumulate
+        if complete:
+            self.pos.epoch, self.pos.batch = epoch + 1, 0
+        last = epoch + 1 == self.cfg.epochs
+        if stopping or (complete and (last or (epoch + 1) % self.cfg.checkpoint_epochs == 0)):
+            self.save("last.pt")
+        if complete and (last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)):
+            self.evaluate()
 
-    def _checkpoint_due(self, epoch: int) -> bool:
-        """last.pt at the end of every --checkpoint-epochs-th epoch, of the last one, and where a run stops."""
-        return epoch + 1 == self.cfg.epochs or (epoch + 1) % self.cfg.checkpoint_epochs == 0 or self._stop_due()
-
-    def _train_epoch(self, ddp_model, epoch: int, progress: Progress) -> bool:
-        """The rest of ``epoch``; False when --stop-after was reached within it (after writing last.pt). A stop at
-        the epoch's last step is left to the epoch end, so that its checkpoint is the epoch-end one."""
-        end = self.steps_per_epoch * self.cfg.accumulate
+    def _train_epoch(self, ddp_model, epoch: int, progress: Progress, stop_step: int | None) -> None:
+        """The rest of ``epoch``, or up to optimizer step ``stop_step`` if that comes first (the batches are cut
+        there, so the loop itself knows nothing of stopping)."""
         cfg = self.cfg
         self.pos.epoch = epoch
-        loader = build.train_loader(cfg, self.train_set, epoch, self.pos.batch, self.dist)
+        self.loader.set_epoch(epoch, self.pos.batch)
+        batches = self.loader if stop_step is None else islice(self.loader,
+                                                               (stop_step - self.pos.step) * cfg.accumulate)
         progress.start_epoch(epoch, cfg.epochs)
-        for record in train_steps(ddp_model, self.model.heads, self.optimizer, loader, self.pos, cfg,
+        for record in train_steps(ddp_model, self.model.heads, self.optimizer, batches, self.pos, cfg,
                                   self.schedule, self.device, self.dist.mean, self.timer):
             with self.timer.section("bookkeeping"):
                 if self.metrics:
                     self.metrics.write(record)
                 progress.step(record, self.steps_per_epoch)
-            if self._stop_due() and self.pos.batch < end:
-                self.save("last.pt")
-                return False
             if cfg.checkpoint_every and self.pos.step % cfg.checkpoint_every == 0:
                 self.save("last.pt")
-        return True
-
-    def _eval_due(self, epoch: int) -> bool:
-        last = epoch + 1 == self.cfg.epochs
-        return last or (self.cfg.eval_every > 0 and (epoch + 1) % self.cfg.eval_every == 0)
 
     def evaluate(self) -> None:
         """Score the model on the val split (every rank predicts a shard); rank 0 logs it and keeps best.pt."""

@@ -1,6 +1,8 @@
-"""Box math: conversion, clipping and every IoU of the repo. Boxes are ``(x1, y1, x2, y2)`` (xyxy) in pixels with
-x1 < x2 and y1 < y2, continuous coordinates with no +1 (KITTI's and torchvision's convention), unless a function
-says otherwise. Torch functions serve the model and the loss; the float64 numpy ones serve data and evaluation.
+"""Box math torchvision.ops lacks: clipping of numpy boxes, IoU within each batch entry, the IoU of box shapes,
+and the KITTI devkit's overlaps. Format conversion and pairwise IoU are torchvision's (``torchvision.ops``, whose
+format names this repo uses). Boxes are ``(x1, y1, x2, y2)`` (xyxy) in pixels with x1 < x2 and y1 < y2, continuous
+coordinates with no +1 (KITTI's and torchvision's convention), unless a function says otherwise. Torch functions
+serve the model and the loss; the float64 numpy ones serve data and evaluation.
 
 Box math that belongs to one format stays with it: letterbox and flip mappings in data/transforms.py, the YOLO box
 parametrisation (sigmoid offsets, log sizes) in models/head.py and models/loss.py.
@@ -10,28 +12,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
-
-FORMATS = ("xyxy", "cxcywh", "xywh")
-
-
-def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
-    """Convert ``Tensor[..., 4]`` between "xyxy", "cxcywh" (centre, size) and "xywh" (top-left, size)."""
-    if in_fmt not in FORMATS or out_fmt not in FORMATS:
-        raise ValueError(f"box formats must be among {FORMATS}, got {in_fmt!r} -> {out_fmt!r}")
-    if in_fmt == out_fmt:
-        return boxes.clone()
-    a, b, c, d = boxes.unbind(-1)
-    if in_fmt == "cxcywh":
-        x1, y1, x2, y2 = a - c / 2, b - d / 2, a + c / 2, b + d / 2
-    elif in_fmt == "xywh":
-        x1, y1, x2, y2 = a, b, a + c, b + d
-    else:
-        x1, y1, x2, y2 = a, b, c, d
-    if out_fmt == "xyxy":
-        return torch.stack([x1, y1, x2, y2], -1)
-    if out_fmt == "cxcywh":
-        return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
-    return torch.stack([x1, y1, x2 - x1, y2 - y1], -1)
 
 
 def box_iou_batched(boxes1: Tensor, boxes2: Tensor) -> Tensor:
@@ -46,11 +26,6 @@ def box_iou_batched(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     area2 = (boxes2[..., 2:] - boxes2[..., :2]).clamp(min=0).prod(-1)
     union = area1[:, :, None] + area2[:, None, :] - inter
     return inter / union.clamp(min=torch.finfo(inter.dtype).tiny)
-
-
-def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """Pairwise IoU: ``Tensor[N, 4]``, ``Tensor[M, 4]`` xyxy -> ``Tensor[N, M]`` in [0, 1]."""
-    return box_iou_batched(boxes1[None], boxes2[None])[0]
 
 
 def wh_iou(wh1, wh2):

@@ -1,7 +1,7 @@
 """torchrun / DistributedDataParallel set-up and rank helpers. A single process is a world of size 1.
 
 Reproducibility key under DDP: the same world size, the same per-rank batch, the same GPU model and software.
-The determinism switches (utils.seed.configure) must be applied before ``init_process_group`` so that, on CUDA,
+The determinism switches (utils.determinism.configure) must be applied before ``init_process_group`` so that, on CUDA,
 PyTorch creates the NCCL communicator with its nondeterministic NVLS algorithms disabled.
 """
 from __future__ import annotations

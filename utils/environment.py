@@ -28,7 +28,7 @@ def select_device(name: str) -> torch.device:
 
 
 def environment(switches: dict, device: torch.device, extra: dict | None = None) -> dict:
-    """Software, hardware, git state and the determinism switches (``utils.seed.switches``), for env.json."""
+    """Software, hardware, git state and the determinism switches (``utils.determinism.switches``), for env.json."""
     import cv2
     import numpy
     import torchvision

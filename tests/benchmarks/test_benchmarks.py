@@ -67,6 +67,7 @@ def session(tmp_path_factory):
     return unpacked, done.stdout
 
 
+@pytest.mark.slow  # the GPU session's CPU smoke (every stage)
 def test_smoke_json_has_every_config_measured_and_strict_identical(session):
     out, stdout = session
     files = list(out.glob("throughput-*-smoke-cpu.json"))
@@ -82,6 +83,7 @@ def test_smoke_json_has_every_config_measured_and_strict_identical(session):
     assert "| strict | fp32 | nchw | on |" in stdout
 
 
+@pytest.mark.slow  # the GPU session's CPU smoke (every stage)
 def test_smoke_records_the_environment(session):
     out, stdout = session
     env_files = list(out.glob("gpu_bench-env-*.txt"))
@@ -115,6 +117,7 @@ def test_experiment_table_reads_a_report(tmp_path):
     assert "| off | no | 2 | 1.50 / 1.25 | 20.0 / 14.0 | 6.0 / 4.0 |" in experiment_table.table([row])
 
 
+@pytest.mark.slow  # the GPU session's CPU smoke (every stage)
 def test_gpu_session_smoke_runs_every_stage_on_cpu(session):
     unpacked, stdout = session
     table = stdout[stdout.index("| mode |"):]
@@ -126,6 +129,7 @@ def test_gpu_session_smoke_runs_every_stage_on_cpu(session):
         assert (unpacked / expected).is_file(), sorted(p.name for p in unpacked.iterdir())
 
 
+@pytest.mark.slow  # trains a learning-rate search
 def test_stability_smoke_finds_a_largest_stable_lr(tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/stability.py", "--smoke", "--out", str(tmp_path / "s.json")],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -153,6 +157,7 @@ def darknet_model() -> list[str]:
             str(shared_path("darknet_cfg", "yolov3-tiny.cfg")), str(shared_path("darknet_weights", "coco.names"))]
 
 
+@pytest.mark.slow  # runs a whole benchmark
 def test_darknet_preprocess_compares_the_four_inputs_on_a_real_frame(tmp_path):
     weights, cfg, names = darknet_model()
     done = subprocess.run([sys.executable, "benchmarks/darknet_preprocess.py", "--weights", weights, "--cfg", cfg,
@@ -168,6 +173,7 @@ def test_darknet_preprocess_compares_the_four_inputs_on_a_real_frame(tmp_path):
     assert rows["darknet"]["shown"] == [["Pedestrian 0.925", "Pedestrian 0.858", "Cyclist 0.298"]]
 
 
+@pytest.mark.slow  # runs a whole benchmark
 def test_real_transfer_scores_the_zero_shot_model(tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/real_transfer.py", "--data", str(shared_path("kitti_sample")),
                            "--zero-shot", *darknet_model(), "--sizes", "832x256", "--json", str(tmp_path / "t.json")],

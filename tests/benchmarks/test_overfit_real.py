@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
 
 
 def test_six_real_frames_are_memorised(kitti_sample, tmp_path):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks import peer_throughput as pt
 from tests.conftest import REPO
 
@@ -32,6 +34,7 @@ def test_yolo_line_is_normalised_centre_and_size():
     assert pt.yolo_line(0, [-10.0, 0.0, 40.0, 250.0], 400, 200) == "0 0.050000 0.500000 0.100000 1.000000\n"
 
 
+@pytest.mark.slow  # trains the throughput smoke
 def test_smoke_without_the_peer_measures_the_repo_and_skips(tmp_path):
     """--smoke with a --peer-python that does not exist (~15 s on a loaded 2-core CPU; one torch thread, since two
     on a busy 2-core machine can make a step seconds long)."""

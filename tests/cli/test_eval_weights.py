@@ -1,11 +1,14 @@
 """eval.py --weights and detect.py on a checkpoint of the tiny CI config."""
 import json
 
+import pytest
+
 from data.synthetic import ensure_dataset
 from tests.conftest import REPO
 from tests.conftest import run_python as run
 
 
+@pytest.mark.slow  # trains, then evaluates and detects
 def test_eval_weights_and_detect(tmp_path):
     run("train.py", "--config", str(REPO / "cfg" / "ci-tiny.yaml"), "--epochs", "1", "--burn-in-images", "4",
         "--project", str(tmp_path), "--name", "r")
@@ -60,12 +63,14 @@ def test_eval_img_size_is_parsed_checked_and_reaches_the_model_settings(tmp_path
     weights, names = tmp_path / "model.weights", tmp_path / "kitti.names"
     names.write_text("\n".join(["Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc"]))
     code = ("import sys, torch; from models.darknet import Darknet; from models.weights import save_darknet_weights;"
-            "from training.build import for_inference; cfg = 'cfg/yolov3-small-kitti.cfg';"
+            "from training.inference import load; cfg = 'cfg/yolov3-small-kitti.cfg';"
             "save_darknet_weights(Darknet(cfg), sys.argv[1]);"
-            "print(for_inference(sys.argv[1], cfg, sys.argv[2], size=(320, 96)).settings.size,"
-            "     for_inference(sys.argv[1], cfg, sys.argv[2]).settings.size)")
+            "print(load(sys.argv[1], cfg, sys.argv[2], size=(320, 96)).settings.size,"
+            "     load(sys.argv[1], cfg, sys.argv[2]).settings.size,"
+            "     torch.utils.deterministic.fill_uninitialized_memory)")
     done = run("-c", code, str(weights), str(names))
-    assert done.stdout.split("\n")[-2] == "(320, 96) (416, 128)"  # the cfg's [net] size when not given
+    # the cfg's [net] size when not given; strict mode with TrainConfig's fill_uninitialized_memory, as training
+    assert done.stdout.split("\n")[-2] == "(320, 96) (416, 128) False"
 
 
 def test_class_names_with_spaces_keep_result_lines_at_16_fields(tmp_path):
@@ -75,8 +80,8 @@ def test_class_names_with_spaces_keep_result_lines_at_16_fields(tmp_path):
     names.write_text("\n".join(["Car", "traffic light", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram",
                                 "fire  hydrant"]) + "\n")
     code = ("import sys; from models.darknet import Darknet; from models.weights import save_darknet_weights;"
-            "from training.build import for_inference; cfg = 'cfg/yolov3-small-kitti.cfg';"
+            "from training.inference import load; cfg = 'cfg/yolov3-small-kitti.cfg';"
             "save_darknet_weights(Darknet(cfg), sys.argv[1]);"
-            "print(for_inference(sys.argv[1], cfg, sys.argv[2]).classes)")
+            "print(load(sys.argv[1], cfg, sys.argv[2]).classes)")
     done = run("-c", code, str(weights), str(names))
     assert "'traffic_light'" in done.stdout and "'fire_hydrant'" in done.stdout

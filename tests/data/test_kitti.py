@@ -172,3 +172,22 @@ def test_read_label_file_result_mode_reads_scores(tmp_path):
     path.write_text("Car -1 -1 -10 1.00 2.00 30.00 40.00 -1 -1 -1 -1000 -1000 -1000 -10 0.875\n")
     labels = read_label_file(path, results=True)
     assert labels.scores.tolist() == [0.875] and labels.boxes.tolist() == [[1.0, 2.0, 30.0, 40.0]]
+
+
+def test_a_stock_dataloader_reads_the_dataset(tmp_path):
+    """len(ds) and ds[i] -> (uint8[H, W, 3] RGB image, FrameLabels): torch's own DataLoader, worker processes
+    included, yields every frame in order, one at a time or as lists."""
+    from torch.utils.data import DataLoader
+    texts = {"000000": "Car 0.00 0 0.0 10.00 5.00 40.00 30.00 1 1 1 1 1 10 0\n", "000001": "",
+             "000002": "Pedestrian 0.00 0 0.0 1.00 2.00 9.00 20.00 1 1 1 1 1 10 0\n"}
+    dataset = KittiDataset(make_frames(tmp_path, texts), "train")
+    assert len(dataset) == 3
+    image, labels = dataset[2]
+    assert image.dtype == np.uint8 and image.shape == (40, 96, 3) and labels.names == ("Pedestrian",)
+    assert np.array_equal(labels.boxes, [[1, 2, 9, 20]])
+    frames = list(DataLoader(dataset, batch_size=None, num_workers=2))
+    assert len(frames) == 3
+    for i, (tensor, labels) in enumerate(frames):
+        assert np.array_equal(tensor.numpy(), dataset.load_image(i)) and labels.names == dataset.labels[i].names
+    batches = list(DataLoader(dataset, batch_size=2, collate_fn=list))
+    assert [[labels.names for _, labels in batch] for batch in batches] == [[("Car",), ()], [("Pedestrian",)]]

@@ -13,12 +13,8 @@ import pytest
 import torch
 
 from data.kitti import KittiDataset
-from data.loader import (
-    ShardedBatchSampler,
-    build_eval_loader,
-    build_train_loader,
-    multiscale_sizes,
-)
+from data.loader import build_eval_loader, build_train_loader
+from data.sampler import ShardedBatchSampler, multiscale_sizes
 from data.transforms import NO_AUGMENT, AugmentConfig, letterbox, letterbox_boxes
 from tests.conftest import REPO
 
@@ -64,7 +60,7 @@ def batch_digest(batch) -> str:
 def epoch_digests(loader, epochs=range(EPOCHS)) -> list[str]:
     digests = []
     for epoch in epochs:
-        loader.batch_sampler.set_epoch(epoch)
+        loader.set_epoch(epoch)
         digests += [batch_digest(b) for b in loader]
     return digests
 
@@ -105,6 +101,18 @@ def test_resume_mid_epoch_yields_exactly_the_remaining_batches(dataset):
         assert len(loader) == 3 - start
         resumed = [batch_digest(b) for b in loader] + epoch_digests(loader, epochs=(2,))
         assert resumed == uninterrupted[start:], start
+
+
+@pytest.mark.parametrize("aug_rng, workers", [("per_sample", 0), ("worker_stream", 0), ("worker_stream", 2)])
+def test_one_loader_moved_by_set_epoch_yields_what_a_loader_per_epoch_does(dataset, aug_rng, workers):
+    """The trainer keeps one loader and calls set_epoch; the reference recipe's stream restarts every epoch as in
+    a freshly built loader. ``len`` follows set_epoch (batches from start_batch on)."""
+    per_epoch = [batch_digest(b) for e in range(EPOCHS)
+                 for b in train_loader(dataset, workers, epoch=e, aug_rng=aug_rng)]
+    loader = train_loader(dataset, workers, aug_rng=aug_rng)
+    assert epoch_digests(loader) == per_epoch
+    loader.set_epoch(1, 2)
+    assert len(loader) == 1 and loader.batches_per_epoch == 3 and loader.epoch == 1
 
 
 def test_global_rng_neither_used_nor_changed(dataset):

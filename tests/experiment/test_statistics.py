@@ -1,5 +1,5 @@
-"""experiment.statistics and experiment.student_t against known answers: t tables, Student's sleep data, R's
-power.t.test, interval coverage."""
+"""experiment.statistics against known answers: t tables, Student's sleep data, R's power.t.test, interval
+coverage."""
 from __future__ import annotations
 
 import json
@@ -19,9 +19,9 @@ from experiment.statistics import (
     probability_of_improvement_ci,
     seeds_needed,
     summarize_group,
+    t_quantile,
     variance_by_source,
 )
-from experiment.student_t import t_quantile
 
 # Student (1908): extra hours of sleep of the same 10 patients under two drugs; paired by patient
 SLEEP_A = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]

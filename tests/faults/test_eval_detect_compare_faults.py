@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, fingerprints, run_python
@@ -91,11 +92,16 @@ def test_user_detects_into_the_ground_truth_label_folder(tmp_path, finished_run)
 
 
 def test_user_runs_detect_twice_into_its_own_output(tmp_path, finished_run):
+    """The second run reuses its own folder and writes the same files, byte for byte."""
     image = sorted((REPO / data_root(finished_run) / "training" / "image_2").glob("*.png"))[0]
+    trees = []
     for _ in range(2):
         run_python("detect.py", "--weights", str(finished_run / "best.pt"), "--source", str(image), "--out",
-                   str(tmp_path / "det"))
-    assert (tmp_path / "det" / f"{image.stem}.png").is_file()
+                   str(tmp_path / "det"), "--conf-thres", "0.001")
+        trees.append(tree(tmp_path / "det"))
+    assert set(trees[0]) == {".detect.py-output", f"{image.stem}.png", f"{image.stem}.txt"}
+    assert trees[0][f"{image.stem}.txt"].strip(), "no detection written: the comparison would be vacuous"
+    assert trees[1] == trees[0]
 
 
 def test_user_detects_on_a_source_that_does_not_exist(tmp_path, finished_run):
@@ -114,11 +120,12 @@ def test_user_compares_a_folder_that_is_not_a_run(tmp_path, finished_run):
     assert_one_error_line(done, "compare.py", str(tmp_path), "not a finished run directory")
 
 
+@pytest.mark.slow  # trains three runs
 def test_user_compares_a_stopped_and_resumed_run_with_an_uninterrupted_one(tmp_path):
-    """--stop-after is not part of what a run is: the two runs are comparable, and identical."""
+    """--max-steps is not part of what a run is: the two runs are comparable, and identical."""
     data = fresh_data(tmp_path / "data")
     assert train(tmp_path / "runs", "a", "--data", str(data)).returncode == 0
-    assert train(tmp_path / "runs", "b", "--data", str(data), "--stop-after", "1").returncode == 0
+    assert train(tmp_path / "runs", "b", "--data", str(data), "--max-steps", "1").returncode == 0
     assert train(tmp_path / "runs", "x", "--resume", str(tmp_path / "runs" / "b" / "last.pt")).returncode == 0
     assert fingerprints(tmp_path / "runs" / "a") == fingerprints(tmp_path / "runs" / "b")
     done = run_python("compare.py", str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b"), "--out",

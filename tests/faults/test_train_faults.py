@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import REPO, run_python
 from tests.faults.conftest import TINY, assert_one_error_line, fresh_data, train, tree
 
@@ -53,6 +55,7 @@ def test_user_gives_splits_that_share_frames(tmp_path):
     assert not (tmp_path / "runs" / "x").exists()
 
 
+@pytest.mark.slow  # trains
 def test_user_overlaps_the_splits_on_purpose(tmp_path):
     data = fresh_data(tmp_path / "data")
     (data / "ImageSets" / "val.txt").write_text((data / "ImageSets" / "train.txt").read_text())
@@ -60,6 +63,7 @@ def test_user_overlaps_the_splits_on_purpose(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow  # trains
 def test_user_labels_a_box_entirely_outside_its_image(tmp_path):
     data = fresh_data(tmp_path / "data")
     frame = (data / "ImageSets" / "train.txt").read_text().split()[0]
@@ -107,10 +111,11 @@ def test_user_forgets_filters_in_a_convolutional_block(tmp_path):
                           "missing the required key 'filters'")
 
 
+@pytest.mark.slow  # trains
 def test_user_edits_the_model_cfg_between_stop_and_resume(tmp_path):
     cfg = tmp_path / "m.cfg"
     cfg.write_text((REPO / "cfg" / "yolov3-small-kitti.cfg").read_text())
-    assert train(tmp_path, "r", "--model", str(cfg), "--stop-after", "1").returncode == 0
+    assert train(tmp_path, "r", "--model", str(cfg), "--max-steps", "1").returncode == 0
     cfg.write_text(cfg.read_text().replace("activation=leaky", "activation=relu", 1))
     metrics = (tmp_path / "r" / "metrics.jsonl").read_bytes()
     done = train(tmp_path, "ignored", "--resume", str(tmp_path / "r" / "last.pt"))
@@ -118,6 +123,7 @@ def test_user_edits_the_model_cfg_between_stop_and_resume(tmp_path):
     assert (tmp_path / "r" / "metrics.jsonl").read_bytes() == metrics
 
 
+@pytest.mark.slow  # trains
 def test_user_edits_the_model_cfg_and_trains_again(tmp_path):
     """A changed input is not nondeterminism: the second run must not claim 'NOT reproduced'."""
     cfg = tmp_path / "m.cfg"
@@ -128,10 +134,11 @@ def test_user_edits_the_model_cfg_and_trains_again(tmp_path):
     assert done.returncode == 0 and "NOT reproduced" not in done.stdout and "no earlier run" in done.stdout
 
 
+@pytest.mark.slow  # trains
 def test_user_resumes_a_checkpoint_copied_from_another_run(tmp_path, finished_run, copy_of):
     run = copy_of(finished_run)
     other = tmp_path / "other"
-    assert train(other, "b", "--lr", "0.001", "--stop-after", "1").returncode == 0
+    assert train(other, "b", "--lr", "0.001", "--max-steps", "1").returncode == 0
     (run / "last.pt").write_bytes((other / "b" / "last.pt").read_bytes())
     before = tree(run)
     done = train(tmp_path, "ignored", "--resume", str(run / "last.pt"))
@@ -139,9 +146,10 @@ def test_user_resumes_a_checkpoint_copied_from_another_run(tmp_path, finished_ru
     assert tree(run) == before  # metrics.jsonl, config.yaml and summary.json untouched
 
 
+@pytest.mark.slow  # trains
 def test_user_resumes_after_a_crash_tore_the_last_metrics_line(tmp_path):
     assert train(tmp_path, "a").returncode == 0
-    assert train(tmp_path, "r", "--stop-after", "1").returncode == 0
+    assert train(tmp_path, "r", "--max-steps", "1").returncode == 0
     metrics = tmp_path / "r" / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + '{"type": "train", "step": 2, "loss_f')  # power loss mid-line
     done = train(tmp_path, "ignored", "--resume", str(tmp_path / "r" / "last.pt"))
@@ -204,6 +212,7 @@ def test_user_gives_grid_launcher_flags_to_one_run_or_too_many_jobs(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # trains
 def test_user_sets_a_learning_rate_that_diverges(tmp_path):
     """At lr 1e10 the loss itself turns NaN; at 1e6 the loss stays finite while the weights explode, which the
     evaluation catches. Both say where a new run can start from."""
@@ -213,9 +222,10 @@ def test_user_sets_a_learning_rate_that_diverges(tmp_path):
     assert_one_error_line(done, PROG, "outputs contain NaN or inf", f"last checkpoint {tmp_path / 'y' / 'last.pt'}")
 
 
+@pytest.mark.slow  # trains
 def test_user_fills_the_disk_while_a_checkpoint_is_written(tmp_path):
     """A write limit stands in for a full disk: the save fails, the old last.pt and no temporary file remain."""
-    assert train(tmp_path, "r", "--stop-after", "1").returncode == 0
+    assert train(tmp_path, "r", "--max-steps", "1").returncode == 0
     last = tmp_path / "r" / "last.pt"
     old = last.read_bytes()
     code = ("import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
@@ -227,6 +237,7 @@ def test_user_fills_the_disk_while_a_checkpoint_is_written(tmp_path):
     assert not [p for p in (tmp_path / "r").iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow  # trains
 def test_user_presses_ctrl_c_during_training(tmp_path):
     cmd = [sys.executable, "train.py", *TINY, "--project", str(tmp_path), "--name", "r", "--epochs", "200"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

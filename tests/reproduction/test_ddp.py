@@ -8,6 +8,8 @@ import pytest
 from tests.conftest import REPO, fingerprints, run_python
 from training import checkpoint
 
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
+
 # 8 training frames, 2 ranks x 2 images: 2 optimizer steps per epoch, 2 epochs.
 DDP = ["--config", str(REPO / "cfg" / "ci-tiny.yaml"), "--batch-size", "2"]
 
@@ -34,7 +36,7 @@ def test_two_torchrun_runs_are_identical(ddp_runs):
 
 
 def test_ddp_resume_mid_epoch_matches_uninterrupted(ddp_runs):
-    torchrun(ddp_runs, "resumed", "--stop-after", "1")
+    torchrun(ddp_runs, "resumed", "--max-steps", "1")
     ckpt = checkpoint.load(ddp_runs / "resumed" / "last.pt")
     assert (ckpt["step"], ckpt["batch"], ckpt["world_size"]) == (1, 1, 2)
     torchrun(ddp_runs, "ignored", "--resume", str(ddp_runs / "resumed" / "last.pt"))

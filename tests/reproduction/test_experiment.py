@@ -3,11 +3,14 @@ variance decomposition (--vary) and the A/B comparison."""
 import json
 import subprocess
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, run_summary
 from tests.conftest import run_python as run
 from tests.reproduction.conftest import TINY
+
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
 
 
 def test_repeat_report_says_identical(grid):

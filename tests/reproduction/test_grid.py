@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import REPO, fingerprints, run_python
 from tests.reproduction.conftest import GRID, TINY
 
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
+
 RUNS = ("s202003-r1", "s202003-r2", "s1-r1", "s1-r2")
 
 

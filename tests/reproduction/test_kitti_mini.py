@@ -35,7 +35,7 @@ def test_the_preset_on_real_frames_gives_the_same_bits_in_two_processes(runs):
 
 
 def test_the_preset_resumed_mid_epoch_reaches_the_same_bits(runs):
-    stopped = train(runs, "resumed", "--stop-after", "2")
+    stopped = train(runs, "resumed", "--max-steps", "2")
     assert "stopped after optimizer step 2" in stopped.stdout
     assert checkpoint.load(runs / "resumed" / "last.pt")["batch"] == 2
     run_python(str(REPO / "train.py"), "--resume", str(runs / "resumed" / "last.pt"))

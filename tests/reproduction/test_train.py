@@ -13,6 +13,8 @@ from tests.conftest import REPO, fingerprints, run_python
 from tests.conftest import run_summary as summary
 from training import checkpoint
 
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
+
 TINY = ["--config", str(REPO / "cfg" / "ci-tiny.yaml")]
 
 
@@ -59,10 +61,16 @@ def test_different_seed_gives_different_bits(runs_dir):
 
 
 def test_resume_mid_epoch_reaches_the_same_bits(runs_dir):
-    stopped = train(runs_dir, "resumed", "--stop-after", "1")
+    """--max-steps N stops after N optimizer steps of each invocation (separate processes), mid-epoch here; a
+    resume without it reaches the uninterrupted run's bits."""
+    stopped = train(runs_dir, "resumed", "--max-steps", "1")
     assert "stopped after optimizer step 1" in stopped.stdout
     ckpt = checkpoint.load(runs_dir / "resumed" / "last.pt")
     assert (ckpt["epoch"], ckpt["step"], ckpt["batch"]) == (0, 1, 1)  # mid-epoch: batch 1 of 2
+    again = train(runs_dir, "unused", "--resume", str(runs_dir / "resumed" / "last.pt"), "--max-steps", "2")
+    assert "stopped after optimizer step 3" in again.stdout  # 2 more than the checkpoint's step 1
+    ckpt = checkpoint.load(runs_dir / "resumed" / "last.pt")
+    assert (ckpt["epoch"], ckpt["step"], ckpt["batch"]) == (1, 3, 1)
     train(runs_dir, "unused", "--resume", str(runs_dir / "resumed" / "last.pt"))
     assert not (runs_dir / "unused").exists()  # a resumed run continues in its own directory
     assert fingerprints(runs_dir / "resumed") == fingerprints(runs_dir / "a")
@@ -115,7 +123,7 @@ def test_accumulation_resumes_to_the_same_bits_from_mid_epoch_and_epoch_end(tmp_
     train(tmp_path, "straight", *acc)
     assert summary(tmp_path / "straight")["steps"] == 4
     for stop in ("1", "2"):
-        train(tmp_path, f"stop{stop}", *acc, "--stop-after", stop)
+        train(tmp_path, f"stop{stop}", *acc, "--max-steps", stop)
         ckpt = checkpoint.load(tmp_path / f"stop{stop}" / "last.pt")
         assert (ckpt["step"], ckpt["batch"]) == ((1, 3) if stop == "1" else (2, 0))
         train(tmp_path, "unused", "--resume", str(tmp_path / f"stop{stop}" / "last.pt"))

@@ -70,7 +70,7 @@ def test_every_config_key_is_read_by_the_code():
 
 
 def test_config_differences_fill_defaults_and_ignore_operational_keys():
-    assert config_differences({"lr": 0.1}, {"lr": 0.2, "workers": 4, "stop_after": 3}) == ["lr: 0.1 -> 0.2"]
+    assert config_differences({"lr": 0.1}, {"lr": 0.2, "workers": 4, "max_steps": 3}) == ["lr: 0.1 -> 0.2"]
     assert config_differences({"lr": 0.1}, {"lr": 0.1, "epochs": 60}) == []  # 60 is the default
     # a model hash an older run never recorded is no difference; two recorded hashes that differ are
     assert config_differences({}, {"model_file_sha256": "ab"}) == []
@@ -89,3 +89,9 @@ def test_amp_auto_resolves_by_hardware(monkeypatch, device, native_bf16, expecte
     cfg = validate(dataclasses.replace(TrainConfig(), device=device, amp="auto"))
     assert cfg.amp == expected
     assert validate(dataclasses.replace(cfg, amp="off")).amp == "off"  # an explicit choice is kept
+
+
+def test_a_renamed_key_of_an_older_config_reads_under_its_new_name():
+    """Run directories and checkpoints written while --max-steps was called stop_after still load."""
+    assert from_dict({"stop_after": 3}).max_steps == 3
+    assert config_differences({"stop_after": 3}, {"max_steps": 0}) == []  # an operational key either way

@@ -1,4 +1,4 @@
-"""utils/seed.py: each determinism mode sets exactly its switches; seeding makes the global RNGs repeat.
+"""utils/determinism.py: each determinism mode sets exactly its switches; seeding makes the global RNGs repeat.
 
 ``configure`` changes process-global state, so every test here restores it afterwards (the fixture), and the
 cross-process guarantee is left to the reproduction tests.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils import seed
+from utils import determinism
 
 
 @pytest.fixture
@@ -51,27 +51,34 @@ EXPECTED = {  # mode -> switches that must hold after configure(mode, ...)
 def test_each_mode_sets_its_switches(mode, restore_globals, monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     monkeypatch.delenv("PYTHONHASHSEED", raising=False)
-    switches = seed.configure(mode, 7, threads=1)
+    switches = determinism.configure(mode, 7, threads=1, fill_uninitialized_memory=False)
     assert {k: switches[k] for k in EXPECTED[mode]} == EXPECTED[mode]
     assert switches["mode"] == mode and switches["seed"] == 7 and switches["torch_threads"] == 1
     assert torch.are_deterministic_algorithms_enabled() is (mode == "strict")
     assert torch.backends.cudnn.benchmark is (mode == "off")
 
 
-def test_fill_uninitialized_memory_is_a_strict_switch(restore_globals):
-    assert seed.configure("strict", 0, threads=1, fill_uninitialized_memory=False)["fill_uninitialized_memory"] \
-        is False
-    assert seed.configure("strict", 0, threads=1)["fill_uninitialized_memory"] is True
+@pytest.mark.parametrize("fill", [False, True])
+def test_fill_uninitialized_memory_is_a_strict_switch(fill, restore_globals):
+    assert determinism.configure("strict", 0, threads=1, fill_uninitialized_memory=fill)[
+        "fill_uninitialized_memory"] is fill
+
+
+def test_fill_uninitialized_memory_has_one_default():
+    """configure has no default of its own: a caller passes TrainConfig's, the one default (training and inference
+    builds alike)."""
+    with pytest.raises(TypeError, match="fill_uninitialized_memory"):
+        determinism.configure("strict", 0, 1)
 
 
 def test_same_seed_repeats_every_global_rng(restore_globals):
     def draws():
         return random.random(), float(np.random.random()), float(torch.rand(1))
-    seed.configure("strict", 202003, threads=1)
+    determinism.configure("strict", 202003, threads=1, fill_uninitialized_memory=False)
     first = draws()
-    seed.configure("strict", 202003, threads=1)
+    determinism.configure("strict", 202003, threads=1, fill_uninitialized_memory=False)
     assert draws() == first
-    seed.configure("strict", 202004, threads=1)
+    determinism.configure("strict", 202004, threads=1, fill_uninitialized_memory=False)
     assert draws() != first
 
 
@@ -79,4 +86,4 @@ def test_same_seed_repeats_every_global_rng(restore_globals):
                                            (("strict", 2**63, 1), "seed"), (("strict", 0, 0), "threads")])
 def test_bad_arguments_are_refused(args, message, restore_globals):
     with pytest.raises(ValueError, match=message):
-        seed.configure(*args)
+        determinism.configure(*args, fill_uninitialized_memory=False)

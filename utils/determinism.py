@@ -26,7 +26,7 @@ CUBLAS_WORKSPACE = ":4096:8"
 MAX_SEED = 2**63 - 1
 
 
-def configure(mode: str, seed: int, threads: int, fill_uninitialized_memory: bool = True) -> dict:
+def configure(mode: str, seed: int, threads: int, *, fill_uninitialized_memory: bool) -> dict:
     """Apply a determinism mode to this process. Call once, before anything touches CUDA.
 
     Args:
@@ -35,7 +35,8 @@ def configure(mode: str, seed: int, threads: int, fill_uninitialized_memory: boo
         threads: ``torch.set_num_threads`` value; a fixed count is part of the CPU reproducibility key
             (1 vs 2 threads changes the bits of a CPU step).
         fill_uninitialized_memory: strict mode only; False skips deterministic mode's NaN fill of
-            ``torch.empty`` (faster; safe only while a test shows no op reads uninitialised memory).
+            ``torch.empty`` (faster; safe only while a test shows no op reads uninitialised memory). No default
+            here: TrainConfig's ``fill_uninitialized_memory`` is the one default, for training and inference.
     Returns:
         Every switch as set, for env.json.
     """
@@ -75,7 +76,7 @@ def _set_cublas_workspace() -> None:
     if current in (CUBLAS_WORKSPACE, ":16:8"):
         return
     if torch.cuda.is_initialized():
-        raise RuntimeError("CUDA was initialised before utils.seed.configure(): CUBLAS_WORKSPACE_CONFIG can no "
+        raise RuntimeError("CUDA was initialised before utils.determinism.configure(): CUBLAS_WORKSPACE_CONFIG can no "
                            "longer take effect. Configure determinism first thing in the process.")
     os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
 
