@@ -10,11 +10,13 @@ Per row, the mean over its runs and each run's value: KITTI AP|R40 Car Easy/Mode
 and Cyclist Moderate (0.5), COCO mAP@0.5 over the classes the frames hold, Car AP40 Moderate at each evaluation
 (by epoch) and the training seconds of a run; for Car AP40 Moderate also the 95% bootstrap interval of the mean
 over the runs (experiment/statistics.py, as compare.py computes it). ``--zero-shot NAME=METRICS`` adds a row from an ``eval.py --json``
-file (no seeds: a fixed model).
+file (no seeds: a fixed model); ``--eval-size W,H`` adds a row per group with every run's ``last.pt`` scored again
+at that input size.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -23,9 +25,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from data.kitti import KittiDataset  # noqa: E402
+from data.transforms import parse_size  # noqa: E402
+from evaluation.metrics import evaluate_frames  # noqa: E402
+from evaluation.predict import predict  # noqa: E402
 from experiment.comparison import RunRecord, load_run, run_metrics  # noqa: E402
 from experiment.report import fmt  # noqa: E402
 from experiment.statistics import REPORT_RESAMPLES, REPORT_SEED, bootstrap_ci  # noqa: E402
+from training import inference  # noqa: E402
 from training.config import OPERATIONAL_KEYS  # noqa: E402
 
 COLUMNS = ("kitti_Car_AP40_easy", "kitti_Car_AP40_moderate", "kitti_Car_AP40_hard", "kitti_Pedestrian_AP40_moderate",
@@ -39,6 +46,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("groups", nargs="+", type=Path, help="grid folders; the first is the base")
     parser.add_argument("--zero-shot", action="append", default=[], metavar="NAME=METRICS",
                         help="a row from an eval.py metrics JSON (repeatable)")
+    parser.add_argument("--eval-size", action="append", default=[], type=lambda t: parse_size(t, "--eval-size"),
+                        metavar="W,H",
+                        help="also score every run's last.pt at this input size (repeatable): a row per group and size")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     return parser
 
@@ -65,31 +75,53 @@ def car_curve(run: RunRecord) -> dict[int, float | None]:
 
 
 def row(name: str, runs: list[RunRecord], base: list[RunRecord]) -> dict:
-    per_run = {run.name: run_metrics(run) for run in runs}
-    mean = {c: statistics.fmean(m[c] for m in per_run.values() if m.get(c) is not None)
-            if any(m.get(c) is not None for m in per_run.values()) else None for c in COLUMNS}
+    """The row of one grid, as the runs scored themselves at the end of training."""
     curves = [car_curve(run) for run in runs]
     epochs = sorted({e for c in curves for e in c})
+    return summarise(name, choices(runs, base), [run.seed for run in runs], {run.name: run_metrics(run) for run in runs},
+                     {e: statistics.fmean(c[e] for c in curves if c.get(e) is not None) for e in epochs},
+                     statistics.fmean(run.summary.get("train_seconds", 0.0) for run in runs))
+
+
+def summarise(name: str, choice: str, seeds: list, per_run: dict, curve: dict, seconds: float | None) -> dict:
+    """A table row: the per-run metrics, their means, and the 95% bootstrap interval of the mean Car AP40 Moderate."""
+    mean = {c: statistics.fmean(m[c] for m in per_run.values() if m.get(c) is not None)
+            if any(m.get(c) is not None for m in per_run.values()) else None for c in COLUMNS}
     car = [m["kitti_Car_AP40_moderate"] for m in per_run.values() if m.get("kitti_Car_AP40_moderate") is not None]
-    ci = bootstrap_ci(car, seed=REPORT_SEED, n_resamples=REPORT_RESAMPLES) if car else (None, None)
-    return {"name": name, "choices": choices(runs, base), "seeds": [run.seed for run in runs], "mean": mean,
-            "car_moderate_ci95": ci, "per_run": per_run,
-            "car_curve": {e: statistics.fmean(c[e] for c in curves if c.get(e) is not None) for e in epochs},
-            "seconds": statistics.fmean(run.summary.get("train_seconds", 0.0) for run in runs)}
+    ci = bootstrap_ci(car, seed=REPORT_SEED, n_resamples=REPORT_RESAMPLES) if len(car) > 1 else (None, None)
+    return {"name": name, "choices": choice, "seeds": seeds, "mean": mean, "car_moderate_ci95": ci,
+            "per_run": per_run, "car_curve": curve, "seconds": seconds}
+
+
+def flatten(metrics: dict) -> dict[str, float | None]:
+    """An evaluation's metrics dict (evaluation/metrics.py) -> the COLUMNS keys."""
+    flat = {"coco_mAP50": metrics["coco"]["mAP50"]}
+    for cls in ("Car", "Pedestrian", "Cyclist"):
+        for level, value in (metrics["kitti"].get(cls) or {}).get("AP40", {}).items():
+            flat[f"kitti_{cls}_AP40_{level}"] = value
+    return flat
+
+
+def rescored_row(name: str, runs: list[RunRecord], size: tuple[int, int]) -> dict:
+    """Every run's last.pt scored again on its val split at input ``size`` (W, H): the same row as ``row``."""
+    per_run = {}
+    for run in runs:
+        model = inference.load(str(run.path / "last.pt"), device="cpu")
+        data = KittiDataset(model.data, model.split, classes=model.classes)
+        frames = predict(model.model, data, dataclasses.replace(model.settings, size=size), model.device)
+        per_run[run.name] = flatten(evaluate_frames(data.labels, [frames[i] for i in range(len(data))],
+                                                    list(model.classes)))
+    return summarise(f"{name} @ {size[0]}x{size[1]}", f"evaluated at {size[0]}x{size[1]}",
+                     [run.seed for run in runs], per_run, {}, None)
 
 
 def zero_shot_row(spec: str) -> dict:
+    """A fixed model's row from an eval.py metrics JSON, ``NAME=PATH``."""
     name, _, path = spec.partition("=")
     if not path:
         raise SystemExit(f"error: --zero-shot {spec}: expected NAME=METRICS.json")
-    metrics = json.loads(Path(path).read_text())
-    kitti = metrics["kitti"]
-    flat = {"coco_mAP50": metrics["coco"]["mAP50"]}
-    for cls in ("Car", "Pedestrian", "Cyclist"):
-        for level, value in (kitti.get(cls) or {}).get("AP40", {}).items():
-            flat[f"kitti_{cls}_AP40_{level}"] = value
-    return {"name": f"zero-shot {name}", "choices": "COCO model, --class-map coco-kitti", "seeds": [],
-            "mean": {c: flat.get(c) for c in COLUMNS}, "car_moderate_ci95": (None, None), "per_run": {}, "car_curve": {}, "seconds": None}
+    flat = flatten(json.loads(Path(path).read_text()))
+    return summarise(f"zero-shot {name}", "COCO model, --class-map coco-kitti", [], {"zero-shot": flat}, {}, None)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -110,7 +142,9 @@ def markdown(rows: list[dict]) -> str:
 
 def main(args: argparse.Namespace) -> list[dict]:
     base = group_runs(args.groups[0])
-    rows = [row(g.name, base if i == 0 else group_runs(g), base) for i, g in enumerate(args.groups)]
+    groups = [(g.name, base if i == 0 else group_runs(g)) for i, g in enumerate(args.groups)]
+    rows = [row(name, runs, base) for name, runs in groups]
+    rows += [rescored_row(name, runs, size) for size in args.eval_size for name, runs in groups]
     rows += [zero_shot_row(spec) for spec in args.zero_shot]
     print(markdown(rows))
     if args.json:

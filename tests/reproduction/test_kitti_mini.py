@@ -55,3 +55,6 @@ def test_the_choices_table_reads_the_runs_and_names_what_differs(runs, tmp_path)
     other = [dataclasses.replace(base[0], config={**base[0].config, "flip_p": 0.0, "seed": 7})]
     assert kitti_mini.row("noflip", other, base)["choices"] == "flip_p=0.0"  # the seed is not a choice
     assert "| base | base | 1 |" in kitti_mini.markdown([row])
+    again = kitti_mini.rescored_row("base", base, (416, 128))  # last.pt scored again at the run's own eval size
+    assert again["per_run"][base[0].name]["kitti_Car_AP40_moderate"] == row["mean"]["kitti_Car_AP40_moderate"]
+    assert again["per_run"][base[0].name]["coco_mAP50"] == row["mean"]["coco_mAP50"]
