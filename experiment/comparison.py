@@ -152,8 +152,14 @@ def compare(runs: list[RunRecord]) -> dict:
     }
 
 
+def seed_label(seed) -> str:
+    """A run's seed as a report key: ``--seed``, or ``init/order/aug`` when the sources' seeds were set apart (a
+    JSON object key must be a string, and a tuple of seeds is not one)."""
+    return "/".join(map(str, seed)) if isinstance(seed, tuple) else str(seed)
+
+
 def _within_seed(by_seed: dict, metrics: dict, name: str) -> dict:
     """Spread within each seed (run-to-run nondeterminism); the largest standard deviation over seeds is kept."""
-    per_seed = {seed: spread([metrics[r.name].get(name) for r in rs]) for seed, rs in by_seed.items()}
+    per_seed = {seed_label(seed): spread([metrics[r.name].get(name) for r in rs]) for seed, rs in by_seed.items()}
     stds = [s["std"] for s in per_seed.values() if s["std"] is not None]
     return {"per_seed": per_seed, "max_std": max(stds) if stds else None}
