@@ -37,7 +37,6 @@ from utils.environment import REPO, select_device
 from utils.errors import UserError
 from utils.file_hashes import FileHashCache
 
-
 FILE_HASH_CACHE = REPO / ".cache" / "file_sha256.json"  # outside every data folder (those may be read-only)
 
 
@@ -92,7 +91,7 @@ def with_data_identity(cfg: TrainConfig, identity: DataIdentity, recorded_manife
         raise UserError(f"{where or cfg.data or 'the synthetic set'}: the data changed since this run was configured"
                         f"{': ' + first if first else ''} (data_sha256 {recorded[:12]}... recorded, "
                         f"{identity.sha256[:12]}... now); a run is defined by its data's bytes: restore the data, "
-                        "or start a new run")
+                        "or start a new run on it (from a preset: delete its data_sha256 line)")
     return dataclasses.replace(cfg, data_sha256=identity.sha256)
 
 
