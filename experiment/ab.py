@@ -34,6 +34,7 @@ from experiment.statistics import (
     probability_of_improvement,
 )
 from training.config import (
+    DATA_KEYS,
     OPERATIONAL_KEYS,
     TrainConfig,
     config_differences,
@@ -88,8 +89,11 @@ def parse_intended(text: str | None) -> list[str] | None:
 
 
 def _differences(a: RunRecord, b: RunRecord) -> list[tuple[str, str]]:
-    """(key, 'key: a -> b') of every config key outside IGNORED_KEYS whose values differ."""
-    return [(line.split(":", 1)[0], line) for line in config_differences(a.config, b.config, ignore=IGNORED_KEYS)]
+    """(key, 'key: a -> b') of every config key outside IGNORED_KEYS whose values differ; data_sha256 only where no
+    key naming the data differs (other data named has other bytes: one difference, not two)."""
+    found = [(line.split(":", 1)[0], line) for line in config_differences(a.config, b.config, ignore=IGNORED_KEYS)]
+    named = any(key in DATA_KEYS for key, _ in found)
+    return [(key, line) for key, line in found if not (named and key == "data_sha256")]
 
 
 def check_groups(baseline: list[RunRecord], candidate: list[RunRecord], intended: list[str] | None,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from data.identity import MANIFEST, first_difference, read_manifest
 from training.config import (
     OPERATIONAL_KEYS,
     SEED_SOURCES,
@@ -71,17 +72,34 @@ def load_run(path: str | Path) -> RunRecord:
 
 def incompatibilities(runs: list[RunRecord]) -> list[str]:
     """Differing config keys (seed and operational keys aside, e.g. --max-steps or --workers, which do not change
-    what a run computes) and environment keys against the first run, one line each."""
+    what a run computes), data (``data ...``: the first differing file) and environment keys against the first run,
+    one line each."""
     first = runs[0]
     problems = []
     for other in runs[1:]:
-        for line in config_differences(first.config, other.config, ignore=OPERATIONAL_KEYS + SEED_KEYS):
+        for line in config_differences(first.config, other.config, ignore=OPERATIONAL_KEYS + SEED_KEYS
+                                       + ("data_sha256",)):
             problems.append(f"config {line} ({first.name} -> {other.name})")
+        data = data_difference(first, other)
+        if data:
+            problems.append(f"data {data}")
         a, b = reproducibility_key(first.env), reproducibility_key(other.env)
         for key in sorted(a):
             if a[key] != b.get(key):
                 problems.append(f"env {key}: {first.name}={a[key]!r} {other.name}={b.get(key)!r}")
     return problems
+
+
+def data_difference(a: RunRecord, b: RunRecord) -> str | None:
+    """How the data two runs read differ (the first differing file, from their data_manifest.tsv), or None: the
+    same data_sha256, or one run recorded none (a run of an older version)."""
+    sha_a, sha_b = a.config.get("data_sha256"), b.config.get("data_sha256")
+    if not (sha_a and sha_b) or sha_a == sha_b:
+        return None
+    manifests = [r.path / MANIFEST for r in (a, b)]
+    if not all(m.is_file() for m in manifests):
+        return f"data_sha256 {sha_a[:12]}... ({a.name}) vs {sha_b[:12]}... ({b.name})"
+    return first_difference(*map(read_manifest, manifests), a.name, b.name)
 
 
 def first_divergence(a: RunRecord, b: RunRecord) -> int | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from data.identity import DataIdentity, dataset_files, first_difference, identify, read_manifest
 from data.kitti import KittiDataset
 from data.loader import TrainLoader, build_train_loader
 from evaluation.class_map import KITTI_FROM_COCO, head_sources
@@ -32,6 +33,9 @@ from utils import determinism
 from utils.distributed import Dist
 from utils.environment import REPO, select_device
 from utils.errors import UserError
+from utils.file_hashes import FileHashCache
+
+FILE_HASH_CACHE = REPO / ".cache" / "file_sha256.json"  # outside every data folder (those may be read-only)
 
 
 def process(cfg: TrainConfig, device: str | None = None) -> tuple[dict, torch.device]:
@@ -67,6 +71,27 @@ def datasets(cfg: TrainConfig) -> tuple[KittiDataset, KittiDataset]:
                         f"(first: {shared[0]}): validating on training frames measures memory, not detection; fix "
                         "the splits, or pass --allow-split-overlap true to do it on purpose")
     return train, val
+
+
+def data_identity(train: KittiDataset, val: KittiDataset) -> DataIdentity:
+    """What the run reads (data/identity.py), each file hashed once per size and mtime (cache: FILE_HASH_CACHE)."""
+    return identify(train.root, dataset_files(train, val), FileHashCache(FILE_HASH_CACHE))
+
+
+def with_data_identity(cfg: TrainConfig, identity: DataIdentity, recorded_manifest: Path | None = None
+                       ) -> TrainConfig:
+    """``cfg`` with its data's sha256. A different one recorded (a checkpoint's config, a run's config.yaml used as
+    preset) means the data changed since: refused, naming the first differing file when ``recorded_manifest``
+    (the run's data_manifest.tsv) exists."""
+    recorded = cfg.data_sha256
+    if recorded and recorded != identity.sha256:
+        where = recorded_manifest if recorded_manifest and recorded_manifest.is_file() else None
+        first = first_difference(read_manifest(where), identity.rows, "recorded", "now") if where else None
+        raise UserError(f"{where or cfg.data or 'the synthetic set'}: the data changed since this run was configured"
+                        f"{': ' + first if first else ''} (data_sha256 {recorded[:12]}... recorded, "
+                        f"{identity.sha256[:12]}... now); a run is defined by its data's bytes: restore the data, "
+                        "or start a new run on it (from a preset: delete its data_sha256 line)")
+    return dataclasses.replace(cfg, data_sha256=identity.sha256)
 
 
 def model(cfg: TrainConfig, device: torch.device) -> Darknet:

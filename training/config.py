@@ -64,6 +64,9 @@ class TrainConfig:
                          choices=("error", "skip"))
     cache: str = _f("ram", "'ram' keeps decoded frames in memory (PNG decoding dominates a CPU step)",
                     choices=("none", "ram"))
+    data_sha256: str = _f("", "sha256 of the manifest of every file the run reads (split lists, images, labels; "
+                              "data/identity.py, data_manifest.tsv in the run directory), recorded when training "
+                              "starts: a run is defined by its data's bytes", derived=True)
     # input and augmentation
     img_size: tuple = _f((416, 128), "network input W,H in pixels, multiples of 32 (KITTI is ~3.3:1)")
     multiscale: bool = _f(True, "draw the input size per block of batches from 0.75x-1.25x of --img-size")
@@ -118,6 +121,8 @@ class TrainConfig:
 # Keys that may differ between runs (or between a checkpoint and its resumption) without changing what is computed.
 OPERATIONAL_KEYS = ("workers", "cache", "max_steps", "checkpoint_every", "checkpoint_epochs", "eval_every",
                     "device")
+# Keys that name the files a run reads: changing one drops a recorded data_sha256 (training/build.py checks it).
+DATA_KEYS = ("data", "synthetic_num", "synthetic_seed", "train_split", "val_split")
 TUPLE_TYPES = {"classes": str, "img_size": int, "hsv": float, "scale": float, "lr_steps": float, "eval_size": int}
 
 
@@ -205,6 +210,8 @@ def resolve(args: argparse.Namespace, preset: str | None = None, base: TrainConf
     for key in ("model", "weights"):
         if values.get(key) != recorded.get(key):
             values.pop(f"{key}_file_sha256", None)
+    if any(values.get(key) != recorded.get(key) for key in DATA_KEYS):
+        values.pop("data_sha256", None)  # other data named: the recorded identity is not this data's
     return with_file_hashes(validate(TrainConfig(**values)))
 
 

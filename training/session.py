@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from data.identity import MANIFEST, write_manifest
 from evaluation.metrics import HEADLINE_NAME, headline
 from training import build
 from training.config import TrainConfig, to_dict
@@ -32,14 +33,15 @@ def run_training(cfg: TrainConfig, resume: str | None = None, project: str = "ru
     extra = {"world_size": dist.world_size, "backend": dist.backend, "per_rank_batch": cfg.batch_size}
     env = environment(switches, device, extra)
     try:
-        trainer = Trainer(cfg, device, dist, log)
+        recorded = Path(resume).parent / MANIFEST if resume else None
+        trainer = Trainer(cfg, device, dist, log, recorded_manifest=recorded)
         if resume:
             run_dir = Path(resume).parent
             check_resume_machine(resume, run_dir, env)
             trainer.resume(resume, run_dir)
             summary = trainer.fit(run_dir)
         else:
-            run_dir = Path(dist.broadcast(str(_new_run(cfg, project, name, env)) if dist.is_main else None))
+            run_dir = Path(dist.broadcast(str(_new_run(trainer, project, name, env)) if dist.is_main else None))
             summary = _fit_fresh(trainer, run_dir, dist)
     finally:
         shutdown(dist)
@@ -48,9 +50,10 @@ def run_training(cfg: TrainConfig, resume: str | None = None, project: str = "ru
     return summary
 
 
-def _new_run(cfg: TrainConfig, project, name, env: dict) -> Path:
+def _new_run(trainer: Trainer, project, name, env: dict) -> Path:
     run_dir = new_run_dir(project, name)
-    write_config(run_dir, to_dict(cfg))
+    write_config(run_dir, to_dict(trainer.cfg))
+    write_manifest(run_dir / MANIFEST, trainer.data)
     write_json(run_dir / "env.json", env)
     return run_dir
 

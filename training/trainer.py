@@ -62,13 +62,17 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, device: torch.device, dist: Dist = Dist(), log=print,
-                 timer: SectionTimer = NO_TIMER):
+                 timer: SectionTimer = NO_TIMER, recorded_manifest: Path | None = None):
         """Build datasets, model and optimizer: bad data or a bad cfg fails here, before any file is written.
-        ``timer`` charges the loop's sections (benchmarks/loop_profile.py); the default one does nothing."""
-        self.cfg, self.device, self.dist, self.run_dir, self.timer = cfg, device, dist, None, timer
+        ``timer`` charges the loop's sections (benchmarks/loop_profile.py); the default one does nothing.
+        ``self.cfg`` is ``cfg`` with the data's sha256 (``self.data``: the identity; a changed one is refused,
+        named from ``recorded_manifest``, the resumed run's data_manifest.tsv)."""
+        self.device, self.dist, self.run_dir, self.timer = device, dist, None, timer
         self.writer = checkpoint.BackgroundWriter()
         self.log = log if dist.is_main else _silent
         self.train_set, self.val_set = build.datasets(cfg)
+        self.data = build.data_identity(self.train_set, self.val_set)
+        self.cfg = cfg = build.with_data_identity(cfg, self.data, recorded_manifest)
         self.model = build.model(cfg, device)
         if cfg.weights:
             self.log(build.initial_weights(self.model, cfg))

@@ -91,6 +91,14 @@ def test_one_differing_key_is_the_intended_one(tmp_path):
     assert result["forced"] == []
 
 
+def test_other_data_is_one_difference_and_other_bytes_under_one_name_another(tmp_path):
+    baseline = group(tmp_path / "a", BASE, data="/kitti_a", data_sha256="aa" * 32)
+    candidate = group(tmp_path / "b", BASE, data="/kitti_b", data_sha256="bb" * 32)
+    assert list(ab.compare_ab(baseline, candidate, n_resamples=200)["intended"]) == ["data"]
+    edited = group(tmp_path / "c", BASE, data="/kitti_a", data_sha256="cc" * 32)  # same folder, a label changed
+    assert list(ab.compare_ab(baseline, edited, n_resamples=200)["intended"]) == ["data_sha256"]
+
+
 def test_groups_differing_beyond_the_intended_keys_are_refused_naming_them(tmp_path):
     baseline = group(tmp_path / "a", BASE)
     candidate = group(tmp_path / "b", BASE, lr=0.004, momentum=0.8)

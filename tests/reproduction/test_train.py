@@ -35,8 +35,11 @@ def runs_dir(tmp_path_factory) -> Path:
 def test_two_processes_give_identical_fingerprints(runs_dir):
     a, b = fingerprints(runs_dir / "a"), fingerprints(runs_dir / "b")
     assert a == b
+    for name in ("config.yaml", "data_manifest.tsv"):  # the same data_sha256 and data manifest, byte for byte
+        assert (runs_dir / "a" / name).read_bytes() == (runs_dir / "b" / name).read_bytes()
     files = {p.name for p in (runs_dir / "a").iterdir()}
-    assert {"config.yaml", "env.json", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "loss.png"} <= files
+    assert {"config.yaml", "env.json", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "loss.png",
+            "data_manifest.tsv"} <= files
     s = summary(runs_dir / "a")
     assert s["steps"] == 4 and s["final"]["coco"]["mAP50"] is not None
     env = json.loads((runs_dir / "a" / "env.json").read_text())
