@@ -32,7 +32,8 @@ from training.config import TrainConfig, config_differences, to_dict
 from training.run_dir import new_run_dir, write_config
 from utils.environment import select_device
 from utils.errors import UserError
-from utils.io import write_json, write_yaml
+from utils.io import remove_stale_temporaries, write_json, write_yaml
+from utils.lock import FolderLock, holder
 from utils.progress import GridProgress
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,14 +75,16 @@ def run_grid(args, cfg: TrainConfig, log=print) -> dict:
         raise UserError("--repeat/--seeds/--vary start new runs; they cannot be combined with --resume (re-run the "
                         "grid command itself to resume a grid)")
     kind, plan = plan_grid(args, cfg)
-    launcher = launcher_for(args, select_device(cfg.device).type, cfg.threads, REPO)
+    launcher = launcher_for(args, select_device(cfg.device).type, cfg.threads, REPO, len(plan))
     group = open_group(args.project, args.name, cfg, kind, plan, log)
-    failed = run_plan(group, plan, launcher, log)
-    if failed:
-        raise UserError(f"{len(failed)} of {len(plan)} runs failed: " + "; ".join(
-            f"{name} (log: {group / (name + '.log')})" for name in failed)
-            + "; the report is written once every run has finished: re-run the same command to retry them")
-    return write_reports(kind, group, plan, log)
+    with FolderLock(group, "grid folder"):  # one grid process at a time; the lock dies with its holder
+        remove_stale_temporaries(group)
+        failed = run_plan(group, plan, launcher, log)
+        if failed:
+            raise UserError(f"{len(failed)} of {len(plan)} runs failed: " + "; ".join(
+                f"{name} (log: {group / (name + '.log')})" for name in failed)
+                + "; the report is written once every run has finished: re-run the same command to retry them")
+        return write_reports(kind, group, plan, log)
 
 
 def open_group(project, name: str, cfg: TrainConfig, kind: str, plan, log=print) -> Path:
@@ -147,6 +150,10 @@ def run_state(run_dir: Path, cfg: TrainConfig) -> str:
     error; a folder of this config with neither (stopped before its first checkpoint) is removed to start over."""
     if not run_dir.exists():
         return "fresh"
+    pid = holder(run_dir)
+    if pid is not None:
+        raise UserError(f"{run_dir}: this run is being trained by process {pid} (a run of an earlier grid command "
+                        f"still going); wait for it to end or stop it (kill {pid}), then run the grid command again")
     saved = run_dir / "config.yaml"
     if saved.is_file():
         changed = config_differences(yaml.safe_load(saved.read_text()), to_dict(cfg))

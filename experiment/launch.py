@@ -12,7 +12,9 @@ CPU threads, world size, batch) is the same for a run made alone and one made in
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ from utils.errors import UserError, one_line
 
 POLL_S = 0.2  # how often the local launcher looks at its processes
 STOP_GRACE_S = 10  # SIGTERM, then SIGKILL: how long an interrupted run has to stop
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class LocalLauncher:
                     device = free.pop(0) if self.devices else None
                     env = {**os.environ, "CUDA_VISIBLE_DEVICES": device} if device is not None else None
                     log = open(job.log, "ab")
-                    process = subprocess.Popen(list(job.command), stdout=log, stderr=subprocess.STDOUT, env=env)
+                    process = subprocess.Popen(list(job.command), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                               preexec_fn=_stop_with_parent(os.getpid()))
                     running[process] = (job, time.monotonic(), device, log)
                 time.sleep(POLL_S)
                 for process in [p for p in running if p.poll() is not None]:
@@ -106,6 +110,20 @@ class LocalLauncher:
                     on_done(Outcome(job.name, process.returncode, time.monotonic() - start))
         finally:
             _stop(running)
+
+
+def _stop_with_parent(parent: int):
+    """A child's pre-exec hook that makes the kernel send it SIGTERM when the grid process dies, even by SIGKILL, so
+    no run goes on training as an orphan (Linux; elsewhere None: a SIGKILLed grid leaves its runs running)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the grid died between fork and prctl: nothing would signal this child
+            os._exit(128 + signal.SIGTERM)
+    return hook
 
 
 def _stop(running: dict) -> None:
@@ -164,9 +182,10 @@ class RayLauncher:
             ray.shutdown()
 
 
-def launcher_for(args, device_type: str, threads: int, repo: Path):
-    """The launcher of train.py's ``--launcher``, ``--jobs``, ``--devices`` and ``--ray-address``, checked against
-    the machine: a CPU grid needs ``jobs x threads`` cores, ``--devices`` needs CUDA."""
+def launcher_for(args, device_type: str, threads: int, repo: Path, runs: int):
+    """The launcher of train.py's ``--launcher``, ``--jobs``, ``--devices`` and ``--ray-address`` for a grid of
+    ``runs`` runs, checked against the machine: a CPU grid needs ``jobs x threads`` cores (jobs capped at the run
+    count: no more runs are ever at once), ``--devices`` needs CUDA."""
     devices = parse_devices(args.devices)
     if devices is not None and device_type != "cuda":
         raise UserError("--devices gives each concurrent run a GPU, but the runs train on the CPU (no CUDA device, "
@@ -179,6 +198,9 @@ def launcher_for(args, device_type: str, threads: int, repo: Path):
     if args.ray_address is not None:
         raise UserError("--ray-address belongs to --launcher ray")
     jobs = args.jobs if args.jobs is not None else len(devices) if devices else 1
+    if jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    jobs = min(jobs, runs)
     cores = available_cores()
     if device_type != "cuda" and jobs * threads > cores:
         raise UserError(f"--jobs {jobs} x --threads {threads} = {jobs * threads} threads, but this machine gives "
