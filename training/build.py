@@ -88,8 +88,12 @@ def initial_weights(net: Darknet, cfg: TrainConfig) -> str:
     fit = FileFit(cfg.weights_cutoff, net.num_classes) if cfg.weights_cutoff else fit_file(net, path)
     if fit.num_classes != net.num_classes:
         return _other_classes(net, path, fit.num_classes)
-    load_darknet_weights(net, path, fit.cutoff)
     convs = sum(isinstance(layer, ConvBNAct) for layer in list(net.module_list)[:fit.cutoff])
+    if convs == 0:  # a header alone (or a cutoff before the first convolution) would train from scratch
+        raise UserError(f"{path}: loads no layer of {cfg.model} (0 convolutions: the file holds darknet's header "
+                        "and no layer weights); give the .weights file of this cfg or its backbone, or leave out "
+                        "--weights to train from --seed")
+    load_darknet_weights(net, path, fit.cutoff)
     rest = len(net.module_list) - fit.cutoff
     return (f"loaded layers 0-{fit.cutoff - 1} ({convs} convolutions) from {path}"
             + (f"; layers {fit.cutoff}-{len(net.module_list) - 1} initialised from --seed ({cfg.init})" if rest
