@@ -20,6 +20,9 @@ from utils.errors import UserError
 from utils.io import atomic_open
 
 FORMAT = 1
+# A checkpoint whose largest |parameter| passes this is judged blown up: a trained model stays near 2 here (the COCO
+# yolov3-tiny of darknet below 10), diverged runs' checkpoints measured 4e4 to 8e20.
+SANE_PARAMETER_LIMIT = 100.0
 
 
 def capture_rng() -> dict:
@@ -95,6 +98,13 @@ def _what_it_is(path, exc: Exception) -> str:
                 "that would run code when opened); this repo never opens such a file: give a checkpoint train.py "
                 "wrote")
     return "a damaged torch file (truncated or corrupt archive); give an intact copy, or the run's other checkpoint"
+
+
+def largest_parameter(path: str | Path, names) -> float:
+    """The largest |value| among the learned parameters ``names`` (BN running statistics aside) of a checkpoint's
+    model; inf when one is not finite."""
+    model = load(path)["model"]
+    return max(float(model[n].abs().max()) if torch.isfinite(model[n]).all() else float("inf") for n in names)
 
 
 def check_model_state(path, saved: dict, model_state: dict) -> None:

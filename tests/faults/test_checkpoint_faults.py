@@ -5,9 +5,12 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from tests.faults.conftest import assert_one_error_line, train
 from training import checkpoint
+from training.build import model
+from training.config import from_dict
 
 PROG = "train.py"
 TORCH_ADVICE = ("weights_only", "PyTorch", "arbitrary code")
@@ -54,3 +57,11 @@ def test_user_presses_ctrl_c_as_the_checkpoint_writer_starts(tmp_path, monkeypat
     monkeypatch.undo()
     writer.wait()
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_a_healthy_checkpoint_is_judged_sane_for_a_new_start(finished_run):
+    """The other side of the divergence advice: a trained run's checkpoints pass the parameter check."""
+    names = [n for n, _ in model(from_dict(checkpoint.load(finished_run / "last.pt")["config"]),
+                                 torch.device("cpu")).named_parameters()]
+    for name in ("last.pt", "best.pt"):
+        assert checkpoint.largest_parameter(finished_run / name, names) <= checkpoint.SANE_PARAMETER_LIMIT

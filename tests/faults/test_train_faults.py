@@ -205,12 +205,16 @@ def test_user_gives_grid_launcher_flags_to_one_run_or_too_many_jobs(tmp_path):
 
 
 def test_user_sets_a_learning_rate_that_diverges(tmp_path):
-    """At lr 1e10 the loss itself turns NaN; at 1e6 the loss stays finite while the weights explode, which the
-    evaluation catches. Both say where a new run can start from."""
+    """At lr 1e10 the loss itself turns NaN before any checkpoint; at 1e6 the loss stays finite while the weights
+    explode, which the evaluation catches, after last.pt was written of blown-up weights. Neither names a
+    checkpoint to start from: both advise a fresh run with a lower lr, and say how the checkpoint was judged."""
     done = train(tmp_path, "x", "--lr", "1e10", "--epochs", "20", "--burn-in-images", "4")
-    assert_one_error_line(done, PROG, "non-finite loss at optimizer step 2", "--weights PATH and a lower --lr")
+    assert_one_error_line(done, PROG, "non-finite loss at optimizer step 2",
+                          "no checkpoint written yet: start a fresh run with a lower --lr")
     done = train(tmp_path, "y", "--lr", "1e6", "--epochs", "20", "--burn-in-images", "4")
-    assert_one_error_line(done, PROG, "outputs contain NaN or inf", f"last checkpoint {tmp_path / 'y' / 'last.pt'}")
+    line = assert_one_error_line(done, PROG, "outputs contain NaN or inf", f"last {tmp_path / 'y' / 'last.pt'}",
+                                 "blown up (largest |parameter|", "start a fresh run with a lower --lr")
+    assert "--weights" not in line
 
 
 def test_user_fills_the_disk_while_a_checkpoint_is_written(tmp_path):
