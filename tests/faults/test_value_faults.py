@@ -91,3 +91,17 @@ def test_user_detects_on_a_folder_with_x_png_and_x_jpg(tmp_path):
                       str(tmp_path / "out"), check=False)
     assert_one_error_line(done, "detect.py", str(source / "x.jpg"), str(source / "x.png"), "rename or move one")
     assert not (tmp_path / "out").exists()
+
+
+def test_user_generates_the_synthetic_set_on_a_full_disk(tmp_path):
+    """A write limit stands in for a full disk: the error names the file, and the folder is left as it was, so the
+    same command runs again (a 0-byte PNG left behind made the rerun fail with 'not empty')."""
+    out = tmp_path / "synth"
+    code = ("import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
+            "sys.argv = ['synthetic'] + sys.argv[1:]; runpy.run_module('data.synthetic', run_name='__main__')")
+    done = run_python("-c", code, "--out", str(out), "--num", "2", check=False)
+    assert_one_error_line(done, "data.synthetic", str(out / "training" / "image_2" / "000000.png"),
+                          "run the command again")
+    assert not out.exists()
+    assert run_python("-m", "data.synthetic", "--out", str(out), "--num", "2", check=False).returncode == 0
