@@ -49,6 +49,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     grid.add_argument("--ray-address", default=None, metavar="ADDR",
                       help="--launcher ray: a running cluster (HOST:6379 or ray://HOST:10001); default: a local Ray "
                            "cluster started for the grid")
+    grid.add_argument("--ray-timeout", type=float, default=None, metavar="S",
+                      help="--ray-address: seconds the cluster has to answer before the grid stops with an error "
+                           "(default: 30; range: S > 0)")
     config_lib.add_arguments(parser.add_argument_group("config (each overrides the preset)"))
     return parser
 
@@ -72,7 +75,8 @@ def main(args: argparse.Namespace) -> dict:
     grid = args.repeat > 1 or args.seeds or args.vary is not None
     launch_flags = [flag for flag, given in (("--jobs", args.jobs is not None), ("--devices", args.devices),
                                              ("--launcher", args.launcher != "local"),
-                                             ("--ray-address", args.ray_address)) if given]
+                                             ("--ray-address", args.ray_address),
+                                             ("--ray-timeout", args.ray_timeout is not None)) if given]
     if launch_flags and not grid:
         raise UserError(f"{', '.join(launch_flags)}: for the runs of a grid (--repeat N, --seeds or --vary); one "
                         "run spreads over GPUs with torchrun")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ from utils.errors import UserError, one_line
 POLL_S = 0.2  # how often the local launcher looks at its processes
 STOP_GRACE_S = 10  # SIGTERM, then SIGKILL: how long an interrupted run has to stop
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+RAY_TIMEOUT_S = 30.0  # how long --ray-address may take to answer (--ray-timeout)
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,9 @@ class RayLauncher:
     and shut it down afterwards.
     """
 
-    def __init__(self, address: str | None, gpus: bool, threads: int, repo: Path):
+    def __init__(self, address: str | None, gpus: bool, threads: int, repo: Path, timeout: float = RAY_TIMEOUT_S):
+        if address is not None:
+            check_ray_address(address, timeout)
         try:
             import ray
         except ImportError:
@@ -182,6 +187,23 @@ class RayLauncher:
             ray.shutdown()
 
 
+def check_ray_address(address: str, timeout: float) -> None:
+    """Refuse a malformed ``--ray-address`` and one where nothing answers within ``timeout`` seconds: Ray itself
+    would wait forever, repeating its warnings. (Something that answers but is no Ray head is left to Ray.)"""
+    match = re.fullmatch(r"(?:ray://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", address)
+    if not match or not 0 < int(match[2]) < 65536:
+        raise UserError(f"--ray-address {address!r}: not an address; give HOST:PORT of a running cluster's head "
+                        "(HOST:6379, or ray://HOST:10001 for Ray Client), or leave it out for a local cluster")
+    host, port = match[1].strip("[]"), int(match[2])
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise UserError(f"--ray-address {address}: no answer from {host}:{port} within {timeout:g} s ({reason}); "
+                        "start the cluster there (ray start --head), fix the address, or allow longer with "
+                        "--ray-timeout SECONDS") from None
+
+
 def launcher_for(args, device_type: str, threads: int, repo: Path, runs: int):
     """The launcher of train.py's ``--launcher``, ``--jobs``, ``--devices`` and ``--ray-address`` for a grid of
     ``runs`` runs, checked against the machine: a CPU grid needs ``jobs x threads`` cores (jobs capped at the run
@@ -194,9 +216,12 @@ def launcher_for(args, device_type: str, threads: int, repo: Path, runs: int):
         if devices is not None or args.jobs is not None:
             raise UserError("--launcher ray places runs by the resources each asks for (one GPU, or --threads CPUs): "
                             "leave out --jobs and --devices")
-        return RayLauncher(args.ray_address, device_type == "cuda", threads, repo)
-    if args.ray_address is not None:
-        raise UserError("--ray-address belongs to --launcher ray")
+        timeout = RAY_TIMEOUT_S if args.ray_timeout is None else args.ray_timeout
+        if not timeout > 0 or timeout == float("inf"):
+            raise UserError(f"--ray-timeout must be a number of seconds > 0, got {timeout}")
+        return RayLauncher(args.ray_address, device_type == "cuda", threads, repo, timeout)
+    if args.ray_address is not None or args.ray_timeout is not None:
+        raise UserError("--ray-address and --ray-timeout belong to --launcher ray")
     jobs = args.jobs if args.jobs is not None else len(devices) if devices else 1
     if jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {jobs}")

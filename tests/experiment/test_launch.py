@@ -14,7 +14,8 @@ from utils.progress import GridProgress
 
 
 def args(**given) -> SimpleNamespace:
-    return SimpleNamespace(**{"jobs": None, "devices": None, "launcher": "local", "ray_address": None, **given})
+    return SimpleNamespace(**{"jobs": None, "devices": None, "launcher": "local", "ray_address": None,
+                               "ray_timeout": None, **given})
 
 
 def test_device_lists():
@@ -38,7 +39,7 @@ def test_the_launcher_flags_are_checked_against_the_machine(tmp_path):
         launcher_for(args(jobs=3, devices="0,1"), "cuda", 2, tmp_path, 8)
     with pytest.raises(UserError, match="leave out --jobs and --devices"):
         launcher_for(args(launcher="ray", jobs=2), "cpu", 1, tmp_path, 8)
-    with pytest.raises(UserError, match="--ray-address belongs to --launcher ray"):
+    with pytest.raises(UserError, match="--ray-address and --ray-timeout belong to --launcher ray"):
         launcher_for(args(ray_address="host:6379"), "cpu", 1, tmp_path, 8)
     with pytest.raises(UserError, match="--jobs must be >= 1"):
         launcher_for(args(jobs=0), "cpu", 1, tmp_path, 8)

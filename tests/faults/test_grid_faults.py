@@ -2,6 +2,7 @@
 SIGKILL stops its runs, two processes never write one run directory or one grid folder, a killed writer's temporary
 files are removed on resume, and --jobs is capped at the run count."""
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -140,6 +141,22 @@ def test_user_sigkills_a_grid_and_runs_it_again_while_a_run_of_it_still_trains(t
 
 def test_user_asks_for_more_jobs_than_the_grid_has_runs():
     """--seeds 1,2 --jobs 5 --threads 1: two runs, so at most two processes at once, whatever the core count."""
-    args = SimpleNamespace(jobs=available_cores() + 3, devices=None, launcher="local", ray_address=None)
+    args = SimpleNamespace(jobs=available_cores() + 3, devices=None, launcher="local", ray_address=None,
+                           ray_timeout=None)
     runs = min(2, available_cores())
     assert launcher_for(args, "cpu", 1, REPO, runs).jobs == runs
+
+
+def test_user_gives_a_malformed_or_unreachable_ray_address(tmp_path):
+    """Ray itself waits forever on an address where nothing answers, and a malformed one was a traceback."""
+    grid = ["--seeds", "1,2", "--threads", "1", "--launcher", "ray"]
+    done = train(tmp_path, "g", *grid, "--ray-address", "not_an_address")
+    assert_one_error_line(done, PROG, "--ray-address 'not_an_address': not an address", "HOST:6379")
+    with socket.socket() as free:  # a port of this machine where nothing listens
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    done = train(tmp_path, "g", *grid, "--ray-address", f"127.0.0.1:{port}", "--ray-timeout", "5")
+    assert_one_error_line(done, PROG, f"--ray-address 127.0.0.1:{port}: no answer", "within 5 s", "ray start --head")
+    done = train(tmp_path, "g", *grid, "--ray-address", "192.0.2.1:6379", "--ray-timeout", "1")  # TEST-NET-1
+    assert_one_error_line(done, PROG, "--ray-address 192.0.2.1:6379: no answer", "within 1 s")
+    assert not (tmp_path / "g").exists()
