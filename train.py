@@ -68,6 +68,15 @@ def resolve_config(args: argparse.Namespace) -> config_lib.TrainConfig:
     return config_lib.resolve(args, preset=args.config)
 
 
+def grid_spec(args: argparse.Namespace):
+    """The grid flags as experiment/grid.py's typed spec (the grid does not depend on argparse)."""
+    from experiment.grid import GridSpec
+    from experiment.launch import LaunchSpec
+    return GridSpec(project=args.project, name=args.name, repeat=args.repeat, seeds=args.seeds, vary=args.vary,
+                    launch=LaunchSpec(launcher=args.launcher, jobs=args.jobs, devices=args.devices,
+                                      ray_address=args.ray_address, ray_timeout=args.ray_timeout))
+
+
 def main(args: argparse.Namespace) -> dict:
     if args.repeat < 1:
         raise UserError(f"--repeat must be >= 1, got {args.repeat}")
@@ -81,8 +90,11 @@ def main(args: argparse.Namespace) -> dict:
         raise UserError(f"{', '.join(launch_flags)}: for the runs of a grid (--repeat N, --seeds or --vary); one "
                         "run spreads over GPUs with torchrun")
     if grid:
+        if args.resume:
+            raise UserError("--repeat/--seeds/--vary start new runs; they cannot be combined with --resume (re-run "
+                            "the grid command itself to resume a grid)")
         from experiment.grid import run_grid
-        return run_grid(args, cfg)
+        return run_grid(grid_spec(args), cfg)
     from experiment.reproduce import check_against_earlier
     from training.session import run_training
     summary = run_training(cfg, args.resume, args.project, args.name)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from experiment.comparison import load_run
-from experiment.launch import Job, Outcome, launcher_for, python_command
+from experiment.launch import Job, LaunchSpec, Outcome, launcher_for, python_command
 from experiment.report import write_report
 from experiment.statistics import IDENTICAL_SOURCE
 from experiment.variance import (
@@ -53,30 +54,41 @@ def parse_seeds(text: str | None, default: int) -> list[int]:
     return seeds
 
 
-def plan_grid(args, cfg: TrainConfig) -> tuple[str, list[tuple[str, TrainConfig]]]:
+@dataclass(frozen=True)
+class GridSpec:
+    """What a grid command asks for beside the runs' config (train.py builds it from its flags): where its folder
+    goes, which runs it plans (``repeat`` runs of each seed of ``seeds``, or the sources of ``vary``), and how they
+    are launched."""
+
+    project: str | Path
+    name: str
+    repeat: int = 1
+    seeds: str | None = None  # comma-separated; None: the config's seed
+    vary: str | None = None  # comma-separated subset of init,order,aug
+    launch: LaunchSpec = LaunchSpec()
+
+
+def plan_grid(spec: GridSpec, cfg: TrainConfig) -> tuple[str, list[tuple[str, TrainConfig]]]:
     """(kind, [(run name, config), ...]): "vary" (experiment/variance.py's plan) or "repeat" (every seed of --seeds,
     --repeat times: r1, r2, ... for one seed, s<seed>-r<k> for several)."""
-    if args.vary is not None:
-        if args.seeds:
+    if spec.vary is not None:
+        if spec.seeds:
             raise UserError("--vary varies one source's seed around --seed; it cannot be combined with --seeds")
-        if args.repeat < 2:
+        if spec.repeat < 2:
             raise UserError(f"--vary needs --repeat N with N >= 2 (runs per source, to measure a spread), got "
-                            f"{args.repeat}")
-        return "vary", plan_runs(cfg, parse_sources(args.vary), args.repeat)
-    seeds = parse_seeds(args.seeds, cfg.seed)
+                            f"{spec.repeat}")
+        return "vary", plan_runs(cfg, parse_sources(spec.vary), spec.repeat)
+    seeds = parse_seeds(spec.seeds, cfg.seed)
     return "repeat", [(f"r{k}" if len(seeds) == 1 else f"s{seed}-r{k}", dataclasses.replace(cfg, seed=seed))
-                      for seed in seeds for k in range(1, args.repeat + 1)]
+                      for seed in seeds for k in range(1, spec.repeat + 1)]
 
 
-def run_grid(args, cfg: TrainConfig, log=print) -> dict:
+def run_grid(spec: GridSpec, cfg: TrainConfig, log=print) -> dict:
     """Train every run of the grid under runs/NAME/ (a new folder, or the folder of this same grid, resumed), then
     write the comparison there (and variance.md for --vary). Failed runs are named with their logs at the end."""
-    if args.resume:
-        raise UserError("--repeat/--seeds/--vary start new runs; they cannot be combined with --resume (re-run the "
-                        "grid command itself to resume a grid)")
-    kind, plan = plan_grid(args, cfg)
-    launcher = launcher_for(args, select_device(cfg.device).type, cfg.threads, REPO, len(plan))
-    group = open_group(args.project, args.name, cfg, kind, plan, log)
+    kind, plan = plan_grid(spec, cfg)
+    launcher = launcher_for(spec.launch, select_device(cfg.device).type, cfg.threads, REPO, len(plan))
+    group = open_group(spec.project, spec.name, cfg, kind, plan, log)
     with FolderLock(group, "grid folder"):  # one grid process at a time; the lock dies with its holder
         remove_stale_temporaries(group)
         failed = run_plan(group, plan, launcher, log)

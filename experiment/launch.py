@@ -33,6 +33,18 @@ RAY_TIMEOUT_S = 30.0  # how long --ray-address may take to answer (--ray-timeout
 
 
 @dataclass(frozen=True)
+class LaunchSpec:
+    """How a grid's runs are launched (train.py's --launcher, --jobs, --devices, --ray-address, --ray-timeout);
+    None: the default."""
+
+    launcher: str = "local"
+    jobs: int | None = None
+    devices: str | None = None
+    ray_address: str | None = None
+    ray_timeout: float | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     """One run of the grid: its name, the command that trains it, and its log (stdout and stderr)."""
 
@@ -204,25 +216,25 @@ def check_ray_address(address: str, timeout: float) -> None:
                         "--ray-timeout SECONDS") from None
 
 
-def launcher_for(args, device_type: str, threads: int, repo: Path, runs: int):
-    """The launcher of train.py's ``--launcher``, ``--jobs``, ``--devices`` and ``--ray-address`` for a grid of
+def launcher_for(spec: LaunchSpec, device_type: str, threads: int, repo: Path, runs: int):
+    """The launcher of ``spec`` (train.py's ``--launcher``, ``--jobs``, ``--devices``, ``--ray-*``) for a grid of
     ``runs`` runs, checked against the machine: a CPU grid needs ``jobs x threads`` cores (jobs capped at the run
     count: no more runs are ever at once), ``--devices`` needs CUDA."""
-    devices = parse_devices(args.devices)
+    devices = parse_devices(spec.devices)
     if devices is not None and device_type != "cuda":
         raise UserError("--devices gives each concurrent run a GPU, but the runs train on the CPU (no CUDA device, "
                         "or --device cpu); leave out --devices")
-    if args.launcher == "ray":
-        if devices is not None or args.jobs is not None:
+    if spec.launcher == "ray":
+        if devices is not None or spec.jobs is not None:
             raise UserError("--launcher ray places runs by the resources each asks for (one GPU, or --threads CPUs): "
                             "leave out --jobs and --devices")
-        timeout = RAY_TIMEOUT_S if args.ray_timeout is None else args.ray_timeout
+        timeout = RAY_TIMEOUT_S if spec.ray_timeout is None else spec.ray_timeout
         if not timeout > 0 or timeout == float("inf"):
             raise UserError(f"--ray-timeout must be a number of seconds > 0, got {timeout}")
-        return RayLauncher(args.ray_address, device_type == "cuda", threads, repo, timeout)
-    if args.ray_address is not None or args.ray_timeout is not None:
+        return RayLauncher(spec.ray_address, device_type == "cuda", threads, repo, timeout)
+    if spec.ray_address is not None or spec.ray_timeout is not None:
         raise UserError("--ray-address and --ray-timeout belong to --launcher ray")
-    jobs = args.jobs if args.jobs is not None else len(devices) if devices else 1
+    jobs = spec.jobs if spec.jobs is not None else len(devices) if devices else 1
     if jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {jobs}")
     jobs = min(jobs, runs)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from types import SimpleNamespace
 
 import pytest
 
-from experiment.launch import Job, LocalLauncher, available_cores, launcher_for, parse_devices
+from experiment.launch import Job, LaunchSpec, LocalLauncher, available_cores, launcher_for, parse_devices
 from utils.errors import UserError
 from utils.progress import GridProgress
 
 
-def args(**given) -> SimpleNamespace:
-    return SimpleNamespace(**{"jobs": None, "devices": None, "launcher": "local", "ray_address": None,
-                               "ray_timeout": None, **given})
+def args(**given) -> LaunchSpec:
+    return LaunchSpec(**given)
 
 
 def test_device_lists():

@@ -7,9 +7,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-from experiment.launch import available_cores, launcher_for
+from experiment.launch import LaunchSpec, available_cores, launcher_for
 from tests.conftest import REPO
 from tests.faults.conftest import TINY, assert_one_error_line, train
 from utils.lock import LOCK_FILE
@@ -141,8 +140,7 @@ def test_user_sigkills_a_grid_and_runs_it_again_while_a_run_of_it_still_trains(t
 
 def test_user_asks_for_more_jobs_than_the_grid_has_runs():
     """--seeds 1,2 --jobs 5 --threads 1: two runs, so at most two processes at once, whatever the core count."""
-    args = SimpleNamespace(jobs=available_cores() + 3, devices=None, launcher="local", ray_address=None,
-                           ray_timeout=None)
+    args = LaunchSpec(jobs=available_cores() + 3)
     runs = min(2, available_cores())
     assert launcher_for(args, "cpu", 1, REPO, runs).jobs == runs
 
