@@ -33,15 +33,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--resume", default=None, help="continue from a checkpoint (runs/NAME/last.pt), in its run dir")
     run.add_argument("--project", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--name", default="exp", help="run directory name; exp, exp2, ... are never overwritten")
-    run.add_argument("--repeat", type=int, default=1, help="train N times, each in a fresh process, then compare")
+    run.add_argument("--repeat", type=int, default=1, metavar="N",
+                     help="train N times, each in a fresh process, then compare (default: 1; range: N >= 1)")
     run.add_argument("--seeds", default=None, help="comma-separated seeds for a --repeat grid (default: --seed)")
     run.add_argument("--vary", default=None, metavar="SOURCES",
                      help="comma-separated subset of init,order,aug: with --repeat N, N runs per source varying only "
                           "its seed (seed+1..seed+N) and N with every seed at --seed, then variance.md")
     grid = parser.add_argument_group("grid launcher (--repeat, --seeds, --vary; the same command again resumes it)")
     grid.add_argument("--jobs", type=int, default=None,
-                      help="runs at once (default 1, or one per --devices GPU); on a CPU jobs x --threads must fit "
-                           "the cores")
+                      help="runs at once (default 1, or one per --devices GPU; range: jobs >= 1, capped at the "
+                           "grid's run count); on a CPU jobs x --threads must fit the cores")
     grid.add_argument("--devices", default=None, metavar="LIST",
                       help="CUDA devices, one per concurrent run (CUDA_VISIBLE_DEVICES), e.g. 0,1 or 0-7")
     grid.add_argument("--launcher", choices=("local", "ray"), default="local",
