@@ -199,7 +199,8 @@ def test_user_gives_grid_launcher_flags_to_one_run_or_too_many_jobs(tmp_path):
     assert_one_error_line(train(tmp_path, "x", "--jobs", "2"), PROG, "--jobs: for the runs of a grid")
     assert_one_error_line(train(tmp_path, "x", "--launcher", "ray"), PROG, "--launcher: for the runs of a grid")
     cores = len(os.sched_getaffinity(0))
-    assert_one_error_line(train(tmp_path, "x", "--seeds", "1,2", "--jobs", str(cores + 1), "--threads", "1"), PROG,
+    seeds = ",".join(str(seed) for seed in range(1, cores + 2))  # as many runs as jobs: the cap leaves them all
+    assert_one_error_line(train(tmp_path, "x", "--seeds", seeds, "--jobs", str(cores + 1), "--threads", "1"), PROG,
                           f"--jobs {cores + 1} x --threads 1 = {cores + 1} threads, but this machine gives {cores}")
     assert not (tmp_path / "x").exists()
 
