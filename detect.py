@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 
+from training.ranges import check_flags, describe
 from utils.errors import UserError, run_cli
 
 
@@ -28,17 +29,27 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output directory: drawn images + <id>.txt (new, "
                                                                  "empty, or an earlier detect.py output)")
     parser.add_argument("--img-size", help="input W,H (default: the checkpoint's, or the cfg's [net])")
-    parser.add_argument("--conf-thres", type=float, default=0.25, help="minimum score drawn and written")
-    parser.add_argument("--iou-thres", type=float, default=None, help="NMS IoU threshold (default: the run's)")
+    parser.add_argument("--conf-thres", type=float, default=0.25,
+                        help=f"minimum score drawn and written (default: 0.25; {describe('conf_thres')})")
+    parser.add_argument("--iou-thres", type=float, default=None,
+                        help=f"NMS IoU threshold (default: the run's; {describe('iou_thres')})")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the run's)")
     return parser
 
 
 def images_of(source: Path) -> list[Path]:
+    """The images of ``source`` (a file, or a folder's .png/.jpg/.jpeg files, sorted). Two images of one stem
+    (x.png and x.jpg) would write the same x.txt and x.png: refused, naming both."""
     if source.is_dir():
         found = sorted(p for p in source.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         if not found:
             raise UserError(f"{source}: no .png/.jpg images")
+        stems: dict[str, Path] = {}
+        for path in found:
+            if path.stem in stems:
+                raise UserError(f"{stems[path.stem]} and {path}: two images named {path.stem}, whose results would "
+                                f"both be written as {path.stem}.txt and {path.stem}.png; rename or move one")
+            stems[path.stem] = path
         return found
     if not source.is_file():
         raise UserError(f"{source}: no such image or directory")
@@ -55,16 +66,17 @@ def draw(image_bgr, frame) -> None:
 
 
 def main(args) -> None:
+    check_flags(args, ("conf_thres", "iou_thres"))
     from data.kitti import decode_image
     from data.transforms import parse_size
     from evaluation.predict import detect_image
     from evaluation.results import write_results
     from training import inference
     from utils.io import claim_output_dir, write_bytes
+    images = images_of(args.source)
     run = inference.load(args.weights, args.cfg, args.names, device=args.device, class_map=args.class_map,
                          size=parse_size(args.img_size, "--img-size"), conf_thres=args.conf_thres,
                          iou_thres=args.iou_thres)
-    images = images_of(args.source)
     claim_output_dir(args.out, "detect.py", inputs=[args.source])
     for path in images:
         image = decode_image(path)

@@ -32,6 +32,7 @@ from data.kitti_labels import KITTI_CLASSES
 from data.transforms import parse_size
 from evaluation.metrics import evaluate_frames, format_metrics, plot_pr_curves
 from evaluation.results import label_ids, read_labels, read_results, write_results
+from training.ranges import check_flags, describe
 from utils.errors import UserError, run_cli
 from utils.io import claim_output_dir, write_json
 
@@ -55,9 +56,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                                   "(model mode default: OUT/metrics.json)")
     parser.add_argument("--data", help="model mode: KITTI root (default: the checkpoint's data)")
     parser.add_argument("--out", type=Path, help="model mode: output directory (default: beside the checkpoint)")
-    parser.add_argument("--conf-thres", type=float, help="model mode: minimum score before NMS")
-    parser.add_argument("--iou-thres", type=float, help="model mode: NMS IoU threshold")
-    parser.add_argument("--max-det", type=int, help="model mode: detections kept per frame")
+    parser.add_argument("--conf-thres", type=float, help="model mode: minimum score before NMS (default: the "
+                                                         f"checkpoint's; {describe('conf_thres')})")
+    parser.add_argument("--iou-thres", type=float, help="model mode: NMS IoU threshold (default: the checkpoint's; "
+                                                        f"{describe('iou_thres')})")
+    parser.add_argument("--max-det", type=int, help="model mode: detections kept per frame (default: the "
+                                                     f"checkpoint's; {describe('max_det')})")
     parser.add_argument("--device", help="model mode: cpu or cuda (default: the checkpoint's)")
     parser.add_argument("--classes", nargs="+", default=list(KITTI_CLASSES), choices=KITTI_CLASSES, metavar="CLASS",
                         help="COCO categories (the model's class list); KITTI AP for Car/Pedestrian/Cyclist among "
@@ -67,10 +71,18 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def main(args) -> dict:
     """Score ``args.results`` against ``args.labels``; prints the table, writes the JSON and PNG, returns metrics."""
+    check_flags(args, ("conf_thres", "iou_thres", "max_det"))
     if args.weights:
+        if args.labels is not None:
+            raise UserError("--labels: model mode scores the labels of --data's split; leave out --labels")
         return main_weights(args)
     if args.class_map:
         raise UserError("--class-map maps a model's classes (--weights); result files already name KITTI classes")
+    model_flags = [flag for flag in ("cfg", "names", "img_size", "data", "out", "conf_thres", "iou_thres",
+                                     "max_det", "device") if getattr(args, flag) is not None]
+    if model_flags:
+        raise UserError(f"{', '.join('--' + f.replace('_', '-') for f in model_flags)}: for model mode (--weights); "
+                        "--results scores result files as they are: leave them out")
     if args.labels is None or args.json is None:
         raise UserError("--results needs --labels and --json")
     for folder in (args.labels, args.results):

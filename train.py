@@ -34,15 +34,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--resume", default=None, help="continue from a checkpoint (runs/NAME/last.pt), in its run dir")
     run.add_argument("--project", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--name", default="exp", help="run directory name; exp, exp2, ... are never overwritten")
-    run.add_argument("--repeat", type=int, default=1, help="train N times, each in a fresh process, then compare")
+    run.add_argument("--repeat", type=int, default=1, metavar="N",
+                     help="train N times, each in a fresh process, then compare (default: 1; range: N >= 1)")
     run.add_argument("--seeds", default=None, help="comma-separated seeds for a --repeat grid (default: --seed)")
     run.add_argument("--vary", default=None, metavar="SOURCES",
                      help="comma-separated subset of init,order,aug: with --repeat N, N runs per source varying only "
                           "its seed (seed+1..seed+N) and N with every seed at --seed, then variance.md")
     grid = parser.add_argument_group("grid launcher (--repeat, --seeds, --vary; the same command again resumes it)")
     grid.add_argument("--jobs", type=int, default=None,
-                      help="runs at once (default 1, or one per --devices GPU); on a CPU jobs x --threads must fit "
-                           "the cores")
+                      help="runs at once (default 1, or one per --devices GPU; range: jobs >= 1, capped at the "
+                           "grid's run count); on a CPU jobs x --threads must fit the cores")
     grid.add_argument("--devices", default=None, metavar="LIST",
                       help="CUDA devices, one per concurrent run (CUDA_VISIBLE_DEVICES), e.g. 0,1 or 0-7")
     grid.add_argument("--launcher", choices=("local", "ray"), default="local",
@@ -50,6 +51,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     grid.add_argument("--ray-address", default=None, metavar="ADDR",
                       help="--launcher ray: a running cluster (HOST:6379 or ray://HOST:10001); default: a local Ray "
                            "cluster started for the grid")
+    grid.add_argument("--ray-timeout", type=float, default=None, metavar="S",
+                      help="--ray-address: seconds the cluster has to answer before the grid stops with an error "
+                           "(default: 30; range: S > 0)")
     config_lib.add_arguments(parser.add_argument_group("config (each overrides the preset)"))
     return parser
 
@@ -66,6 +70,15 @@ def resolve_config(args: argparse.Namespace) -> config_lib.TrainConfig:
     return config_lib.resolve(args, preset=args.config)
 
 
+def grid_spec(args: argparse.Namespace):
+    """The grid flags as experiment/grid.py's typed spec (the grid does not depend on argparse)."""
+    from experiment.grid import GridSpec
+    from experiment.launch import LaunchSpec
+    return GridSpec(project=args.project, name=args.name, repeat=args.repeat, seeds=args.seeds, vary=args.vary,
+                    launch=LaunchSpec(launcher=args.launcher, jobs=args.jobs, devices=args.devices,
+                                      ray_address=args.ray_address, ray_timeout=args.ray_timeout))
+
+
 def main(args: argparse.Namespace) -> dict:
     if args.repeat < 1:
         raise UserError(f"--repeat must be >= 1, got {args.repeat}")
@@ -73,13 +86,17 @@ def main(args: argparse.Namespace) -> dict:
     grid = args.repeat > 1 or args.seeds or args.vary is not None
     launch_flags = [flag for flag, given in (("--jobs", args.jobs is not None), ("--devices", args.devices),
                                              ("--launcher", args.launcher != "local"),
-                                             ("--ray-address", args.ray_address)) if given]
+                                             ("--ray-address", args.ray_address),
+                                             ("--ray-timeout", args.ray_timeout is not None)) if given]
     if launch_flags and not grid:
         raise UserError(f"{', '.join(launch_flags)}: for the runs of a grid (--repeat N, --seeds or --vary); one "
                         "run spreads over GPUs with torchrun")
     if grid:
+        if args.resume:
+            raise UserError("--repeat/--seeds/--vary start new runs; they cannot be combined with --resume (re-run "
+                            "the grid command itself to resume a grid)")
         from experiment.grid import run_grid
-        return run_grid(args, cfg)
+        return run_grid(grid_spec(args), cfg)
     from experiment.reproduce import check_against_earlier
     from training.session import run_training
     summary = run_training(cfg, args.resume, args.project, args.name)

@@ -266,12 +266,37 @@ def _label_lines(objects: list[Placement], extents: list, ids: np.ndarray, stree
 
 
 def generate(out_dir: str | Path, num: int, seed: int, val_fraction: float = 0.5) -> None:
-    """Write ``num`` frames, the train/val split and MANIFEST.json (last) into an empty or new ``out_dir``."""
+    """Write ``num`` frames, the train/val split and MANIFEST.json (last) into an empty or new ``out_dir``. A failed
+    write (a full disk) removes what this call wrote, so the same command can simply be run again."""
     out = Path(out_dir)
     if num < 2 or not 0.0 < val_fraction < 1.0:
         raise UserError(f"need num >= 2 and 0 < val_fraction < 1 (both splits non-empty), got {num}, {val_fraction}")
     if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out}: not empty; generate writes a fresh dataset into an empty or new directory")
+        raise UserError(f"{out}: not empty; generate writes a fresh dataset into an empty or new directory (a "
+                        f"partial one without {MANIFEST}, left by a killed run, can be removed)")
+    existed = out.exists()
+    try:
+        _write_dataset(out, num, seed, val_fraction)
+    except OSError as exc:
+        _remove_written(out, existed)
+        raise UserError(f"{exc.filename or out}: {exc.strerror or exc} while generating the dataset; nothing of it "
+                        f"is left in {out}: free disk space (or fix the folder) and run the command again") from None
+    except BaseException:
+        _remove_written(out, existed)
+        raise
+
+
+def _remove_written(out: Path, existed: bool) -> None:
+    """Undo a failed ``generate``: the folder as it was before (absent, or empty)."""
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in ("training", "ImageSets", MANIFEST):
+        path = out / child
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _write_dataset(out: Path, num: int, seed: int, val_fraction: float) -> None:
     image_dir, label_dir = out / "training" / "image_2", out / "training" / "label_2"
     image_dir.mkdir(parents=True)
     label_dir.mkdir(parents=True)
@@ -280,18 +305,26 @@ def generate(out_dir: str | Path, num: int, seed: int, val_fraction: float = 0.5
         ok, png = cv2.imencode(".png", image, list(PNG_PARAMS))
         if not ok:
             raise RuntimeError(f"cv2.imencode failed for frame {i:06d}")
-        (image_dir / f"{i:06d}.png").write_bytes(png.tobytes())
-        (label_dir / f"{i:06d}.txt").write_bytes("".join(line + "\n" for line in lines).encode())
+        _write(image_dir / f"{i:06d}.png", png.tobytes())
+        _write(label_dir / f"{i:06d}.txt", "".join(line + "\n" for line in lines).encode())
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLIT_STREAM,)))
     order = rng.permutation(num)
     n_val = min(num - 1, max(1, round(num * val_fraction)))
     (out / "ImageSets").mkdir()
     for split, ids in (("val", order[:n_val]), ("train", order[n_val:])):
-        (out / "ImageSets" / f"{split}.txt").write_bytes("".join(f"{i:06d}\n" for i in sorted(ids)).encode())
+        _write(out / "ImageSets" / f"{split}.txt", "".join(f"{i:06d}\n" for i in sorted(ids)).encode())
     manifest = {"generator": "data.synthetic", "version": GENERATOR_VERSION, "num": num, "seed": seed,
                 "val_fraction": val_fraction, **tree_digest(out)}
     # Written last, atomically: a manifest means a complete set (frames and lists are plain writes before it).
     write_text(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _write(path: Path, data: bytes) -> None:
+    """A plain write whose error names the file (a failed write() names none)."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def tree_digest(root: str | Path) -> dict:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from experiment.comparison import load_run
-from experiment.launch import Job, Outcome, launcher_for, python_command
+from experiment.launch import Job, LaunchSpec, Outcome, launcher_for, python_command
 from experiment.report import write_report
 from experiment.statistics import IDENTICAL_SOURCE
 from experiment.variance import (
@@ -32,7 +33,8 @@ from training.config import TrainConfig, config_differences, to_dict
 from training.run_dir import new_run_dir, write_config
 from utils.environment import select_device
 from utils.errors import UserError
-from utils.io import write_json, write_yaml
+from utils.io import remove_stale_temporaries, write_json, write_yaml
+from utils.lock import FolderLock, holder
 from utils.progress import GridProgress
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,36 +54,49 @@ def parse_seeds(text: str | None, default: int) -> list[int]:
     return seeds
 
 
-def plan_grid(args, cfg: TrainConfig) -> tuple[str, list[tuple[str, TrainConfig]]]:
+@dataclass(frozen=True)
+class GridSpec:
+    """What a grid command asks for beside the runs' config (train.py builds it from its flags): where its folder
+    goes, which runs it plans (``repeat`` runs of each seed of ``seeds``, or the sources of ``vary``), and how they
+    are launched."""
+
+    project: str | Path
+    name: str
+    repeat: int = 1
+    seeds: str | None = None  # comma-separated; None: the config's seed
+    vary: str | None = None  # comma-separated subset of init,order,aug
+    launch: LaunchSpec = LaunchSpec()
+
+
+def plan_grid(spec: GridSpec, cfg: TrainConfig) -> tuple[str, list[tuple[str, TrainConfig]]]:
     """(kind, [(run name, config), ...]): "vary" (experiment/variance.py's plan) or "repeat" (every seed of --seeds,
     --repeat times: r1, r2, ... for one seed, s<seed>-r<k> for several)."""
-    if args.vary is not None:
-        if args.seeds:
+    if spec.vary is not None:
+        if spec.seeds:
             raise UserError("--vary varies one source's seed around --seed; it cannot be combined with --seeds")
-        if args.repeat < 2:
+        if spec.repeat < 2:
             raise UserError(f"--vary needs --repeat N with N >= 2 (runs per source, to measure a spread), got "
-                            f"{args.repeat}")
-        return "vary", plan_runs(cfg, parse_sources(args.vary), args.repeat)
-    seeds = parse_seeds(args.seeds, cfg.seed)
+                            f"{spec.repeat}")
+        return "vary", plan_runs(cfg, parse_sources(spec.vary), spec.repeat)
+    seeds = parse_seeds(spec.seeds, cfg.seed)
     return "repeat", [(f"r{k}" if len(seeds) == 1 else f"s{seed}-r{k}", dataclasses.replace(cfg, seed=seed))
-                      for seed in seeds for k in range(1, args.repeat + 1)]
+                      for seed in seeds for k in range(1, spec.repeat + 1)]
 
 
-def run_grid(args, cfg: TrainConfig, log=print) -> dict:
+def run_grid(spec: GridSpec, cfg: TrainConfig, log=print) -> dict:
     """Train every run of the grid under runs/NAME/ (a new folder, or the folder of this same grid, resumed), then
     write the comparison there (and variance.md for --vary). Failed runs are named with their logs at the end."""
-    if args.resume:
-        raise UserError("--repeat/--seeds/--vary start new runs; they cannot be combined with --resume (re-run the "
-                        "grid command itself to resume a grid)")
-    kind, plan = plan_grid(args, cfg)
-    launcher = launcher_for(args, select_device(cfg.device).type, cfg.threads, REPO)
-    group = open_group(args.project, args.name, cfg, kind, plan, log)
-    failed = run_plan(group, plan, launcher, log)
-    if failed:
-        raise UserError(f"{len(failed)} of {len(plan)} runs failed: " + "; ".join(
-            f"{name} (log: {group / (name + '.log')})" for name in failed)
-            + "; the report is written once every run has finished: re-run the same command to retry them")
-    return write_reports(kind, group, plan, log)
+    kind, plan = plan_grid(spec, cfg)
+    launcher = launcher_for(spec.launch, select_device(cfg.device).type, cfg.threads, REPO, len(plan))
+    group = open_group(spec.project, spec.name, cfg, kind, plan, log)
+    with FolderLock(group, "grid folder"):  # one grid process at a time; the lock dies with its holder
+        remove_stale_temporaries(group)
+        failed = run_plan(group, plan, launcher, log)
+        if failed:
+            raise UserError(f"{len(failed)} of {len(plan)} runs failed: " + "; ".join(
+                f"{name} (log: {group / (name + '.log')})" for name in failed)
+                + "; the report is written once every run has finished: re-run the same command to retry them")
+        return write_reports(kind, group, plan, log)
 
 
 def open_group(project, name: str, cfg: TrainConfig, kind: str, plan, log=print) -> Path:
@@ -147,6 +162,10 @@ def run_state(run_dir: Path, cfg: TrainConfig) -> str:
     error; a folder of this config with neither (stopped before its first checkpoint) is removed to start over."""
     if not run_dir.exists():
         return "fresh"
+    pid = holder(run_dir)
+    if pid is not None:
+        raise UserError(f"{run_dir}: this run is being trained by process {pid} (a run of an earlier grid command "
+                        f"still going); wait for it to end or stop it (kill {pid}), then run the grid command again")
     saved = run_dir / "config.yaml"
     if saved.is_file():
         changed = config_differences(yaml.safe_load(saved.read_text()), to_dict(cfg))

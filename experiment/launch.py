@@ -12,7 +12,11 @@ CPU threads, world size, batch) is the same for a run made alone and one made in
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +28,20 @@ from utils.errors import UserError, one_line
 
 POLL_S = 0.2  # how often the local launcher looks at its processes
 STOP_GRACE_S = 10  # SIGTERM, then SIGKILL: how long an interrupted run has to stop
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+RAY_TIMEOUT_S = 30.0  # how long --ray-address may take to answer (--ray-timeout)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """How a grid's runs are launched (train.py's --launcher, --jobs, --devices, --ray-address, --ray-timeout);
+    None: the default."""
+
+    launcher: str = "local"
+    jobs: int | None = None
+    devices: str | None = None
+    ray_address: str | None = None
+    ray_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,8 @@ class LocalLauncher:
                     device = free.pop(0) if self.devices else None
                     env = {**os.environ, "CUDA_VISIBLE_DEVICES": device} if device is not None else None
                     log = open(job.log, "ab")
-                    process = subprocess.Popen(list(job.command), stdout=log, stderr=subprocess.STDOUT, env=env)
+                    process = subprocess.Popen(list(job.command), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                               preexec_fn=_stop_with_parent(os.getpid()))
                     running[process] = (job, time.monotonic(), device, log)
                 time.sleep(POLL_S)
                 for process in [p for p in running if p.poll() is not None]:
@@ -106,6 +125,20 @@ class LocalLauncher:
                     on_done(Outcome(job.name, process.returncode, time.monotonic() - start))
         finally:
             _stop(running)
+
+
+def _stop_with_parent(parent: int):
+    """A child's pre-exec hook that makes the kernel send it SIGTERM when the grid process dies, even by SIGKILL, so
+    no run goes on training as an orphan (Linux; elsewhere None: a SIGKILLed grid leaves its runs running)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the grid died between fork and prctl: nothing would signal this child
+            os._exit(128 + signal.SIGTERM)
+    return hook
 
 
 def _stop(running: dict) -> None:
@@ -129,7 +162,9 @@ class RayLauncher:
     and shut it down afterwards.
     """
 
-    def __init__(self, address: str | None, gpus: bool, threads: int, repo: Path):
+    def __init__(self, address: str | None, gpus: bool, threads: int, repo: Path, timeout: float = RAY_TIMEOUT_S):
+        if address is not None:
+            check_ray_address(address, timeout)
         try:
             import ray
         except ImportError:
@@ -164,21 +199,45 @@ class RayLauncher:
             ray.shutdown()
 
 
-def launcher_for(args, device_type: str, threads: int, repo: Path):
-    """The launcher of train.py's ``--launcher``, ``--jobs``, ``--devices`` and ``--ray-address``, checked against
-    the machine: a CPU grid needs ``jobs x threads`` cores, ``--devices`` needs CUDA."""
-    devices = parse_devices(args.devices)
+def check_ray_address(address: str, timeout: float) -> None:
+    """Refuse a malformed ``--ray-address`` and one where nothing answers within ``timeout`` seconds: Ray itself
+    would wait forever, repeating its warnings. (Something that answers but is no Ray head is left to Ray.)"""
+    match = re.fullmatch(r"(?:ray://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", address)
+    if not match or not 0 < int(match[2]) < 65536:
+        raise UserError(f"--ray-address {address!r}: not an address; give HOST:PORT of a running cluster's head "
+                        "(HOST:6379, or ray://HOST:10001 for Ray Client), or leave it out for a local cluster")
+    host, port = match[1].strip("[]"), int(match[2])
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise UserError(f"--ray-address {address}: no answer from {host}:{port} within {timeout:g} s ({reason}); "
+                        "start the cluster there (ray start --head), fix the address, or allow longer with "
+                        "--ray-timeout SECONDS") from None
+
+
+def launcher_for(spec: LaunchSpec, device_type: str, threads: int, repo: Path, runs: int):
+    """The launcher of ``spec`` (train.py's ``--launcher``, ``--jobs``, ``--devices``, ``--ray-*``) for a grid of
+    ``runs`` runs, checked against the machine: a CPU grid needs ``jobs x threads`` cores (jobs capped at the run
+    count: no more runs are ever at once), ``--devices`` needs CUDA."""
+    devices = parse_devices(spec.devices)
     if devices is not None and device_type != "cuda":
         raise UserError("--devices gives each concurrent run a GPU, but the runs train on the CPU (no CUDA device, "
                         "or --device cpu); leave out --devices")
-    if args.launcher == "ray":
-        if devices is not None or args.jobs is not None:
+    if spec.launcher == "ray":
+        if devices is not None or spec.jobs is not None:
             raise UserError("--launcher ray places runs by the resources each asks for (one GPU, or --threads CPUs): "
                             "leave out --jobs and --devices")
-        return RayLauncher(args.ray_address, device_type == "cuda", threads, repo)
-    if args.ray_address is not None:
-        raise UserError("--ray-address belongs to --launcher ray")
-    jobs = args.jobs if args.jobs is not None else len(devices) if devices else 1
+        timeout = RAY_TIMEOUT_S if spec.ray_timeout is None else spec.ray_timeout
+        if not timeout > 0 or timeout == float("inf"):
+            raise UserError(f"--ray-timeout must be a number of seconds > 0, got {timeout}")
+        return RayLauncher(spec.ray_address, device_type == "cuda", threads, repo, timeout)
+    if spec.ray_address is not None or spec.ray_timeout is not None:
+        raise UserError("--ray-address and --ray-timeout belong to --launcher ray")
+    jobs = spec.jobs if spec.jobs is not None else len(devices) if devices else 1
+    if jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    jobs = min(jobs, runs)
     cores = available_cores()
     if device_type != "cuda" and jobs * threads > cores:
         raise UserError(f"--jobs {jobs} x --threads {threads} = {jobs * threads} threads, but this machine gives "

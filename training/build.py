@@ -118,8 +118,12 @@ def initial_weights(net: Darknet, cfg: TrainConfig) -> str:
     if cfg.head_init != "none":
         raise UserError(f"--head-init {cfg.head_init}: {path} has the model's own {net.num_classes} classes; "
                         "head rows are mapped only from a whole model of another class list (e.g. COCO's 80)")
-    load_darknet_weights(net, path, fit.cutoff)
     convs = sum(isinstance(layer, ConvBNAct) for layer in list(net.module_list)[:fit.cutoff])
+    if convs == 0:  # a header alone (or a cutoff before the first convolution) would train from scratch
+        raise UserError(f"{path}: loads no layer of {cfg.model} (0 convolutions: the file holds darknet's header "
+                        "and no layer weights); give the .weights file of this cfg or its backbone, or leave out "
+                        "--weights to train from --seed")
+    load_darknet_weights(net, path, fit.cutoff)
     rest = len(net.module_list) - fit.cutoff
     return (f"loaded layers 0-{fit.cutoff - 1} ({convs} convolutions) from {path}"
             + (f"; layers {fit.cutoff}-{len(net.module_list) - 1} initialised from --seed ({cfg.init})" if rest

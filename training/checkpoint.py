@@ -7,8 +7,10 @@ RNG states are stored as tensors and plain Python types, so opening a checkpoint
 """
 from __future__ import annotations
 
+import pickle
 import random
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,9 @@ from utils.errors import UserError
 from utils.io import atomic_open
 
 FORMAT = 1
+# A checkpoint whose largest |parameter| passes this is judged blown up: a trained model stays near 2 here (the COCO
+# yolov3-tiny of darknet below 10), diverged runs' checkpoints measured 4e4 to 8e20.
+SANE_PARAMETER_LIMIT = 100.0
 
 
 def capture_rng() -> dict:
@@ -68,11 +73,38 @@ def load(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # torch raises several types for damaged or unsafe files
-        raise UserError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {exc})") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a checkpoint; give the run's last.pt or best.pt") from None
+    except Exception as exc:  # torch raises several types for damaged or unsafe files; its advice is not ours
+        raise UserError(f"{path}: not a loadable checkpoint: {_what_it_is(path, exc)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path}: not a checkpoint of this repo (expected a dict with format {FORMAT})")
     return ckpt
+
+
+def _what_it_is(path, exc: Exception) -> str:
+    """Why ``path`` is no checkpoint, in the user's terms: never torch's advice to load it unsafely."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(12)
+        version = [int.from_bytes(head[i:i + 4], "little") for i in (0, 4, 8)] if len(head) == 12 else []
+        if version and version[0] < 1000 and version[1] < 1000:  # darknet's header: int32 major, minor, revision
+            return ("it looks like a darknet .weights file, not a file of train.py; give it a name ending in "
+                    ".weights (--weights, eval.py and detect.py read darknet files by that name)")
+        return ("not a file torch.save wrote (no zip archive: a truncated or damaged copy, or another kind of "
+                "file); give a last.pt or best.pt that train.py wrote")
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("it holds Python objects other than tensors and plain values (a file of another program, or one "
+                "that would run code when opened); this repo never opens such a file: give a checkpoint train.py "
+                "wrote")
+    return "a damaged torch file (truncated or corrupt archive); give an intact copy, or the run's other checkpoint"
+
+
+def largest_parameter(path: str | Path, names) -> float:
+    """The largest |value| among the learned parameters ``names`` (BN running statistics aside) of a checkpoint's
+    model; inf when one is not finite."""
+    model = load(path)["model"]
+    return max(float(model[n].abs().max()) if torch.isfinite(model[n]).all() else float("inf") for n in names)
 
 
 def check_model_state(path, saved: dict, model_state: dict) -> None:
@@ -115,8 +147,11 @@ class BackgroundWriter:
     def submit(self, path: str | Path, state: dict) -> None:
         self.wait()
         snapshot = to_host(state)
-        self._thread = threading.Thread(target=self._write, args=(path, snapshot), name="checkpoint-writer")
-        self._thread.start()
+        thread = threading.Thread(target=self._write, args=(path, snapshot), name="checkpoint-writer")
+        thread.start()
+        # Kept only once started: a Ctrl-C inside start() must not leave wait() a thread it cannot join (a thread
+        # that did start goes on writing; the interpreter joins it before the process exits).
+        self._thread = thread
 
     def _write(self, path, state: dict) -> None:
         try:

@@ -15,6 +15,7 @@ import yaml
 
 from data.kitti_labels import KITTI_CLASSES
 from data.transforms import AugmentConfig, check_input_size
+from training import ranges
 from utils.errors import UserError
 
 
@@ -126,20 +127,25 @@ DATA_KEYS = ("data", "synthetic_num", "synthetic_seed", "train_split", "val_spli
 TUPLE_TYPES = {"classes": str, "img_size": int, "hsv": float, "scale": float, "lr_steps": float, "eval_size": int}
 
 
+NON_EMPTY = ("model", "synthetic_cache", "train_split", "val_split")  # str keys whose empty value means nothing
+
+
 def parse_value(name: str, value, where: str):
-    """Cast a YAML or command-line value to the field's type; raise ValueError naming ``where`` otherwise."""
+    """Cast a YAML or command-line value to the field's type and check its range (training/ranges.py); raise
+    UserError naming ``where`` otherwise. A boolean is not a number and an empty value is not a value."""
     fld = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
     kind = TUPLE_TYPES.get(name)
+    if value is None or (name in NON_EMPTY and str(value).strip() == ""):
+        raise UserError(f"{where}: {name} is empty; give it a value, or leave the key out for its default "
+                        f"({to_dict(TrainConfig())[name]!r})")
     try:
         if kind is not None:
             items = value.replace("x", ",").split(",") if isinstance(value, str) else list(value)
-            out = tuple(kind(v.strip() if isinstance(v, str) else v) for v in items if str(v).strip())
+            out = tuple(_cast(kind, v.strip() if isinstance(v, str) else v) for v in items if str(v).strip())
         elif fld.type == "bool":
             out = _parse_bool(value)
         else:
-            out = {"int": int, "float": float, "str": str}[fld.type](value)
-            if fld.type == "int" and isinstance(value, float) and value != int(value):
-                raise UserError(value)
+            out = _cast({"int": int, "float": float, "str": str}[fld.type], value)
     except (TypeError, ValueError):
         raise UserError(f"{where}: {name} expects {fld.type if kind is None else 'a list of ' + kind.__name__}, "
                          f"got {value!r}") from None
@@ -151,7 +157,16 @@ def parse_value(name: str, value, where: str):
             pass
     if choices and out not in choices:
         raise UserError(f"{where}: {name} must be one of {', '.join(choices)}, got {out!r}")
-    return out
+    return ranges.check(name, out, where)
+
+
+def _cast(kind, value):
+    """``kind(value)`` for a YAML or command-line value; YAML's true/false are no numbers, 2.5 is no int."""
+    if isinstance(value, bool) and kind is not str:
+        raise ValueError(value)
+    if kind is int and isinstance(value, float) and value != int(value):
+        raise ValueError(value)
+    return kind(value)
 
 
 def _parse_bool(value) -> bool:
@@ -190,8 +205,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
         meta = f.metadata
+        span = ranges.describe(f.name)
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=f.type.upper(),
-                            help=f"{meta['help']} (default: {default})")
+                            help=f"{meta['help']} (default: {default}{'; ' + span if span else ''})")
 
 
 def resolve(args: argparse.Namespace, preset: str | None = None, base: TrainConfig | None = None) -> TrainConfig:
@@ -243,19 +259,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             check_input_size(size)
         except ValueError:
             raise UserError(f"{name} must be W,H with positive multiples of 32, got {size}") from None
-    positive = ("epochs", "batch_size", "accumulate", "threads", "scale_every", "max_det", "fingerprint_every",
-                "checkpoint_epochs")
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("workers", "burn_in_images", "eval_every", "checkpoint_every", "max_steps", "weights_cutoff"):
-        if getattr(cfg, name) < 0:
-            raise UserError(f"{name} must be >= 0, got {getattr(cfg, name)}")
-    for name in ("seed_init", "seed_order", "seed_aug"):
-        if not -1 <= getattr(cfg, name) < 2**63:
-            raise UserError(f"{name} must be -1 (use --seed) or in [0, 2**63), got {getattr(cfg, name)}")
-    if not 0 <= cfg.seed < 2**63:
-        raise UserError(f"seed must be in [0, 2**63), got {cfg.seed}")
+    for name in ranges.RANGES:  # values that did not come through parse_value (eval.py's overrides, say)
+        ranges.check(name, getattr(cfg, name), "config")
     if cfg.head_init != "none" and not cfg.weights:
         raise UserError(f"head_init {cfg.head_init} maps the head rows of --weights: give --weights (e.g. darknet's "
                         "COCO yolov3-tiny.weights), or drop --head-init")

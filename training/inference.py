@@ -48,6 +48,10 @@ def load(weights: str, darknet_cfg: str | None = None, names: str | None = None,
     ``settings``: non-None PredictSettings overrides (conf_thres, iou_thres, max_det, size).
     """
     settings = {k: v for k, v in settings.items() if v is not None}
+    darknet_only = [flag for flag, given in (("--cfg", darknet_cfg), ("--names", names)) if given]
+    if darknet_only and not weights.endswith(".weights"):
+        raise UserError(f"{', '.join(darknet_only)}: for darknet .weights files; {weights} is a checkpoint of this "
+                        "repo, which carries its own model and classes: leave them out")
     if not weights.endswith(".weights"):
         size = settings.pop("size", None)
         net, cfg, dev, _ = build.from_checkpoint(weights, data=data, device=device, eval_size=size, **settings)

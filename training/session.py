@@ -2,6 +2,7 @@
 file is written), the run directory, training, and the summary."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +18,8 @@ from training.trainer import Trainer
 from utils.distributed import Dist, from_env, shutdown
 from utils.environment import environment, reproducibility_key
 from utils.errors import UserError
-from utils.io import write_json
+from utils.io import remove_stale_temporaries, write_json
+from utils.lock import FolderLock
 
 
 def run_training(cfg: TrainConfig, resume: str | None = None, project: str = "runs", name: str = "exp",
@@ -38,16 +40,31 @@ def run_training(cfg: TrainConfig, resume: str | None = None, project: str = "ru
         if resume:
             run_dir = Path(resume).parent
             check_resume_machine(resume, run_dir, env)
-            trainer.resume(resume, run_dir)
-            summary = trainer.fit(run_dir)
+            with _hold(run_dir, dist, log):
+                trainer.resume(resume, run_dir)
+                summary = trainer.fit(run_dir)
         else:
             run_dir = Path(dist.broadcast(str(_new_run(trainer, project, name, env)) if dist.is_main else None))
-            summary = _fit_fresh(trainer, run_dir, dist)
+            with _hold(run_dir, dist, log):
+                summary = _fit_fresh(trainer, run_dir, dist)
     finally:
         shutdown(dist)
     if dist.is_main and "losses_sha256" in summary:
         _report(summary, log)
     return summary
+
+
+@contextlib.contextmanager
+def _hold(run_dir: Path, dist: Dist, log):
+    """Rank 0 holds the run directory while it trains (a second process refuses it, naming this one's pid), and
+    removes the temporary files a killed writer left there before."""
+    if not dist.is_main:
+        yield
+        return
+    with FolderLock(run_dir, "run directory"):
+        for path in remove_stale_temporaries(run_dir):
+            log(f"removed {path}: a temporary file of a write that was killed")
+        yield
 
 
 def _new_run(trainer: Trainer, project, name, env: dict) -> Path:

@@ -211,10 +211,23 @@ class Trainer:
             self.last_ckpt = f"{path} (step {self.pos.step})"
 
     def _way_on(self) -> str:
-        """What a user whose run diverged can start again from."""
-        best = (f", best evaluated {self.run_dir / 'best.pt'} (step {self.best['step']})" if self.best else "")
-        last = f"last checkpoint {self.last_ckpt}" if self.last_ckpt else "no checkpoint written yet"
-        return f"{last}{best}; start a new run from one with --weights PATH and a lower --lr"
+        """What a user whose run diverged can start again from: a checkpoint only when its parameters are sane
+        (checkpoint.SANE_PARAMETER_LIMIT), since a run can write checkpoints of blown-up weights before it fails."""
+        self.writer.wait()  # the last checkpoint is on disk before it is judged
+        found = ([(f"best evaluated {self.run_dir / 'best.pt'} (step {self.best['step']})", self.run_dir / "best.pt")]
+                 if self.best else []) + ([(f"last {self.last_ckpt}", self.run_dir / "last.pt")]
+                                          if self.last_ckpt else [])
+        names = [n for n, _ in self.model.named_parameters()]
+        judged = [(what, path, checkpoint.largest_parameter(path, names)) for what, path in found]
+        sane = [(what, path, top) for what, path, top in judged if top <= checkpoint.SANE_PARAMETER_LIMIT]
+        if sane:
+            what, path, top = sane[0]
+            return (f"the {what} looks sane (largest |parameter| {top:.3g}, limit "
+                    f"{checkpoint.SANE_PARAMETER_LIMIT:g}): start a new run from it with --weights {path} and a "
+                    "lower --lr")
+        seen = "; ".join(f"{what} blown up (largest |parameter| {top:.3g}, above "
+                         f"{checkpoint.SANE_PARAMETER_LIMIT:g})" for what, _, top in judged)
+        return f"{seen or 'no checkpoint written yet'}: start a fresh run with a lower --lr"
 
     def _check_finite_weights(self) -> None:
         """A checkpoint is written only of finite weights: one step can push them to inf with a finite loss, and

@@ -9,14 +9,26 @@ permissions, a full disk) always comes from the user's environment and is report
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 class UserError(ValueError):
     """Something the user gave or did is wrong; the message says where and what to do."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup an interrupt runs (a grid stopping its runs, a checkpoint
+    writer finishing, temporary files removed) runs for it too."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
 
 
 def one_line(exc: BaseException) -> str:
@@ -46,13 +58,19 @@ def _os_hint(exc: OSError) -> str:
 def run_cli(main, args, prog: str) -> int:
     """Run ``main(args)`` and turn user-caused conditions into one ``PROG: error: ...`` line on stderr.
 
-    Returns the exit code: main's own (an int) or 0, ``EXIT_ERROR`` for a user error, 130 on Ctrl-C.
+    Returns the exit code: main's own (an int) or 0, ``EXIT_ERROR`` for a user error, 130 on Ctrl-C, 143 on SIGTERM
+    (which stops the process as Ctrl-C does, instead of killing it where it stands).
     """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         code = main(args)
     except (UserError, OSError) as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

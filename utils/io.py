@@ -52,6 +52,24 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files ``atomic_open`` left in ``folder`` when its writer was killed (SIGKILL, power
+    loss): ``.NAME.XXXXXXXX.tmp`` beside a file NAME. Call it only while holding the folder (utils/lock.py), so no
+    live writer's file is taken. Returns what was removed."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if p.is_file() and _is_temporary(p.name)]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return stale
+
+
+def _is_temporary(name: str) -> bool:
+    """``.last.pt.k2j4_x9q.tmp``: a leading dot, a target name, mkstemp's 8 characters, ``.tmp``."""
+    stem = name[1:-len(".tmp")]
+    target, _, random = stem.rpartition(".")
+    return bool(target) and len(random) == 8
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from types import SimpleNamespace
 
 import pytest
 
-from experiment.grid import PLAN_FILE, open_group, plan_grid, run_state
+from experiment.grid import PLAN_FILE, GridSpec, open_group, plan_grid, run_state
 from training.config import TrainConfig, to_dict
 from utils.errors import UserError
 from utils.io import write_yaml
@@ -16,8 +15,8 @@ from utils.io import write_yaml
 CFG = TrainConfig()
 
 
-def grid_args(**given) -> SimpleNamespace:
-    return SimpleNamespace(**{"vary": None, "seeds": "1,2", "repeat": 2, "resume": None, **given})
+def grid_args(**given) -> GridSpec:
+    return GridSpec(**{"project": "runs", "name": "g", "vary": None, "seeds": "1,2", "repeat": 2, **given})
 
 
 def test_the_plan_names_every_run_and_its_seed():

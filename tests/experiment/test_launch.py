@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from types import SimpleNamespace
 
 import pytest
 
-from experiment.launch import Job, LocalLauncher, available_cores, launcher_for, parse_devices
+from experiment.launch import Job, LaunchSpec, LocalLauncher, available_cores, launcher_for, parse_devices
 from utils.errors import UserError
 from utils.progress import GridProgress
 
 
-def args(**given) -> SimpleNamespace:
-    return SimpleNamespace(**{"jobs": None, "devices": None, "launcher": "local", "ray_address": None, **given})
+def args(**given) -> LaunchSpec:
+    return LaunchSpec(**given)
 
 
 def test_device_lists():
@@ -27,21 +26,21 @@ def test_device_lists():
 
 def test_the_launcher_flags_are_checked_against_the_machine(tmp_path):
     cores = available_cores()
-    assert launcher_for(args(jobs=cores), "cpu", 1, tmp_path).jobs == cores
+    assert launcher_for(args(jobs=cores), "cpu", 1, tmp_path, cores).jobs == cores
     with pytest.raises(UserError, match=rf"--jobs {cores} x --threads 2 = {2 * cores} threads, but this machine "
                                         rf"gives {cores} core"):
-        launcher_for(args(jobs=cores), "cpu", 2, tmp_path)
+        launcher_for(args(jobs=cores), "cpu", 2, tmp_path, 8)
     with pytest.raises(UserError, match="--devices gives each concurrent run a GPU, but the runs train on the CPU"):
-        launcher_for(args(devices="0,1"), "cpu", 1, tmp_path)
-    assert launcher_for(args(devices="0-7"), "cuda", 2, tmp_path).jobs == 8  # one run per GPU by default
+        launcher_for(args(devices="0,1"), "cpu", 1, tmp_path, 8)
+    assert launcher_for(args(devices="0-7"), "cuda", 2, tmp_path, 8).jobs == 8  # one run per GPU by default
     with pytest.raises(UserError, match="--jobs 3 runs at once but --devices lists 2 GPU"):
-        launcher_for(args(jobs=3, devices="0,1"), "cuda", 2, tmp_path)
+        launcher_for(args(jobs=3, devices="0,1"), "cuda", 2, tmp_path, 8)
     with pytest.raises(UserError, match="leave out --jobs and --devices"):
-        launcher_for(args(launcher="ray", jobs=2), "cpu", 1, tmp_path)
-    with pytest.raises(UserError, match="--ray-address belongs to --launcher ray"):
-        launcher_for(args(ray_address="host:6379"), "cpu", 1, tmp_path)
+        launcher_for(args(launcher="ray", jobs=2), "cpu", 1, tmp_path, 8)
+    with pytest.raises(UserError, match="--ray-address and --ray-timeout belong to --launcher ray"):
+        launcher_for(args(ray_address="host:6379"), "cpu", 1, tmp_path, 8)
     with pytest.raises(UserError, match="--jobs must be >= 1"):
-        launcher_for(args(jobs=0), "cpu", 1, tmp_path)
+        launcher_for(args(jobs=0), "cpu", 1, tmp_path, 8)
 
 
 def script(tmp_path, name: str, code: str) -> Job:
@@ -90,3 +89,4 @@ def test_grid_progress_counts_skipped_runs_and_estimates_the_rest():
     progress.close()
     assert lines[0].startswith("[2/4] r2: 10.0 s (") and " left)" in lines[0]
     assert lines[1].startswith("[3/4] r3: FAILED (")
+

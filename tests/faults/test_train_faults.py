@@ -207,19 +207,24 @@ def test_user_gives_grid_launcher_flags_to_one_run_or_too_many_jobs(tmp_path):
     assert_one_error_line(train(tmp_path, "x", "--jobs", "2"), PROG, "--jobs: for the runs of a grid")
     assert_one_error_line(train(tmp_path, "x", "--launcher", "ray"), PROG, "--launcher: for the runs of a grid")
     cores = len(os.sched_getaffinity(0))
-    assert_one_error_line(train(tmp_path, "x", "--seeds", "1,2", "--jobs", str(cores + 1), "--threads", "1"), PROG,
+    seeds = ",".join(str(seed) for seed in range(1, cores + 2))  # as many runs as jobs: the cap leaves them all
+    assert_one_error_line(train(tmp_path, "x", "--seeds", seeds, "--jobs", str(cores + 1), "--threads", "1"), PROG,
                           f"--jobs {cores + 1} x --threads 1 = {cores + 1} threads, but this machine gives {cores}")
     assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow  # trains
 def test_user_sets_a_learning_rate_that_diverges(tmp_path):
-    """At lr 1e10 the loss itself turns NaN; at 1e6 the loss stays finite while the weights explode, which the
-    evaluation catches. Both say where a new run can start from."""
+    """At lr 1e10 the loss itself turns NaN before any checkpoint; at 1e6 the loss stays finite while the weights
+    explode, which the evaluation catches, after last.pt was written of blown-up weights. Neither names a
+    checkpoint to start from: both advise a fresh run with a lower lr, and say how the checkpoint was judged."""
     done = train(tmp_path, "x", "--lr", "1e10", "--epochs", "20", "--burn-in-images", "4")
-    assert_one_error_line(done, PROG, "non-finite loss at optimizer step 2", "--weights PATH and a lower --lr")
+    assert_one_error_line(done, PROG, "non-finite loss at optimizer step 2",
+                          "no checkpoint written yet: start a fresh run with a lower --lr")
     done = train(tmp_path, "y", "--lr", "1e6", "--epochs", "20", "--burn-in-images", "4")
-    assert_one_error_line(done, PROG, "outputs contain NaN or inf", f"last checkpoint {tmp_path / 'y' / 'last.pt'}")
+    line = assert_one_error_line(done, PROG, "outputs contain NaN or inf", f"last {tmp_path / 'y' / 'last.pt'}",
+                                 "blown up (largest |parameter|", "start a fresh run with a lower --lr")
+    assert "--weights" not in line
 
 
 @pytest.mark.slow  # trains

@@ -38,7 +38,7 @@ def test_round_trip_through_plain_dict():
     (["--epochs", "x"], "epochs expects int"),
     (["--img-size", "400,128"], "multiples of 32"),
     (["--determinism", "fast"], "determinism must be one of"),
-    (["--batch-size", "0"], "batch_size must be >= 1"),
+    (["--batch-size", "0"], r"batch_size out of range \(batch_size >= 1\)"),
     (["--amp", "maybe"], "amp must be one of auto, on, off"),
 ])
 def test_bad_values_are_named(argv, message):
