@@ -7,6 +7,8 @@ from data.identity import MANIFEST, read_manifest
 from tests.conftest import run_python
 from tests.faults.conftest import assert_one_error_line, fresh_data, train, tree
 
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
+
 
 def _change_one_digit(path) -> None:
     """The last digit of a file, changed: the same size, other bytes (what an edited label looks like)."""

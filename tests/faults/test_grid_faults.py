@@ -8,10 +8,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from experiment.launch import LaunchSpec, available_cores, launcher_for
 from tests.conftest import REPO
 from tests.faults.conftest import TINY, assert_one_error_line, train
 from utils.lock import LOCK_FILE
+
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
 
 PROG = "train.py"
 

@@ -9,6 +9,8 @@ import pytest
 from tests.conftest import REPO, fingerprints, run_python, run_summary, shared_path
 from training import checkpoint
 
+pytestmark = pytest.mark.slow  # trains in separate processes: `make test` runs it, `make test-fast` does not
+
 SHORT = ["--epochs", "1", "--burn-in-images", "16", "--img-size", "416,128", "--eval-size", "416,128", "--threads", "1"]
 
 
