@@ -15,7 +15,8 @@ JSON files instead of training them again.
 The search doubles the peak lr from ``--lr-min`` until a trial is unstable, then tries the geometric midpoint of
 the last stable and the first unstable lr once; the largest stable lr found is reported (within a factor sqrt(2)).
 Variants (``--variants``): ``darknet`` (the default loss and init: gradients equal darknet's deltas, He-normal conv
-init), ``pre-fix`` (``box_loss=sigmoid_l2``, PyTorch's init: the repo before the darknet fixes) and ``obj-cells``
+init), ``pre-fix`` (the ablation ``box_loss=sigmoid_l2`` with PyTorch's init, a squared error on sigmoid(tx, ty) instead of
+darknet's deltas; the name is kept as the label of the recorded results) and ``obj-cells``
 (darknet's, with the objectness normalised by the input's cell count: ``obj_norm=cells``, models/loss.py).
 
 Prints a Markdown table and writes every trial to a JSON file (rewritten after each trial and each finished search).
