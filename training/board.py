@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from utils.errors import interrupts_deferred
+
 TRAIN_KEYS = ("total", "box", "obj", "cls", "lr", "images_per_s")
 
 
@@ -19,7 +21,9 @@ def available() -> bool:
 
 
 class Board:
-    """A metrics sink with MetricsLog's interface (write, sync, close) that writes TensorBoard scalars."""
+    """A metrics sink with MetricsLog's interface (write, sync, close) that writes TensorBoard scalars. Each call
+    holds Ctrl-C and SIGTERM back until it returns (utils.errors.interrupts_deferred): an interrupt inside
+    tensorboard's writer queue would leave close() waiting forever."""
 
     def __init__(self, run_dir: str | Path):
         from torch.utils.tensorboard import (
@@ -30,17 +34,20 @@ class Board:
     def write(self, record: dict) -> None:
         step = record["step"]
         if record.get("type") == "eval":
-            for tag, value in flatten(record, "eval", skip=("type", "step", "epoch")):
+            scalars = flatten(record, "eval", skip=("type", "step", "epoch"))
+        else:
+            scalars = [(f"train/{key}", record[key]) for key in TRAIN_KEYS]
+        with interrupts_deferred():
+            for tag, value in scalars:
                 self.writer.add_scalar(tag, value, step)
-            return
-        for key in TRAIN_KEYS:
-            self.writer.add_scalar(f"train/{key}", record[key], step)
 
     def sync(self) -> None:
-        self.writer.flush()
+        with interrupts_deferred():
+            self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        with interrupts_deferred():
+            self.writer.close()
 
 
 def flatten(tree: dict, prefix: str, skip: tuple = ()) -> list[tuple[str, float]]:

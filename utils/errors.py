@@ -9,6 +9,8 @@ permissions, a full disk) always comes from the user's environment and is report
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -29,6 +31,30 @@ class Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum, frame) -> None:
     raise Terminated()
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold SIGINT and SIGTERM back until the block ends, then deliver them to the handlers in place before it.
+
+    For code an exception must not cut in half: tensorboard's event writer, interrupted inside its queue's put(),
+    leaves its thread waiting forever and close() joining it, so Ctrl-C hung train.py (1 in about 30 tries, under
+    load). Outside the main thread, where handlers cannot be set, the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, lambda received, frame: caught.append(received))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            os.kill(os.getpid(), signum)
 
 
 def one_line(exc: BaseException) -> str:
