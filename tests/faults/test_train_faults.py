@@ -245,7 +245,10 @@ def test_user_fills_the_disk_while_a_checkpoint_is_written(tmp_path):
 @pytest.mark.slow  # trains
 def test_user_presses_ctrl_c_during_training(tmp_path):
     cmd = [sys.executable, "train.py", *TINY, "--project", str(tmp_path), "--name", "r", "--epochs", "200"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A terminal's Ctrl-C reaches a process whose SIGINT is not ignored; a test runner started in the background by
+    # a non-interactive shell ignores it, and a child would inherit that: give the child the default disposition.
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not (tmp_path / "r" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)

@@ -9,7 +9,15 @@ import pytest
 from utils.errors import interrupts_deferred
 
 
-def test_ctrl_c_inside_the_block_is_raised_when_it_ends():
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own Ctrl-C handler (a test runner's worker may ignore SIGINT), restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_inside_the_block_is_raised_when_it_ends(ctrl_c_raises):
     done = []
     with pytest.raises(KeyboardInterrupt):
         with interrupts_deferred():
